@@ -1,0 +1,1 @@
+"""Datasets: Metadata.csv folders, the condition schema, splits and the built-in icon set."""

@@ -1,0 +1,1 @@
+"""Built-in conditions; each module registers its components on import."""

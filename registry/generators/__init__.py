@@ -1,0 +1,1 @@
+"""Built-in generators; each module registers its components on import."""
