@@ -1,11 +1,127 @@
-"""The `colorgan` command. Thin: parse, call a library function, print."""
-import click
-from colorgan import __version__
+"""The `colorgan` command. Thin: parse, call a library function, print.
 
-@click.group()
+Any `ColorganError` (bad recipe, dataset, model file, argument) becomes one line on stderr and
+exit code 2 — no traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from colorgan import __version__
+from colorgan.errors import ColorganError
+
+
+class BadInput(click.ClickException):
+    exit_code = 2
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ColorganError as err:
+            raise BadInput(str(err)) from None
+
+
+overrides_option = click.option(
+    "-o", "--override", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override a recipe key, e.g. -o train.epochs=5 -o generator.depth=6.",
+)
+
+
+@click.group(cls=_Group)
 @click.version_option(__version__, prog_name="colorgan")
-def cli():
+def cli() -> None:
     """colorgan: colour colourless character art with a conditional GAN."""
 
-def main():
-    cli()
+
+# --- components ---------------------------------------------------------------------------------
+
+_KINDS = {"condition": "conditions", "generator": "generators", "discriminator": "discriminators",
+          "loss": "losses"}
+
+
+@cli.command()
+@click.argument("kind", required=False)
+def components(kind: str | None) -> None:
+    """List every registered component: kind, name, origin, summary.
+
+    KIND narrows the list: conditions, generators, discriminators or losses.
+    """
+    from colorgan.registry import REGISTRIES
+    from colorgan.registry.core import did_you_mean
+    from colorgan.registry.plugins import broken_plugins
+
+    kinds = list(REGISTRIES)
+    if kind is not None:
+        kind = _KINDS.get(kind, kind)
+        if kind not in REGISTRIES:
+            raise BadInput(f"unknown kind {kind!r}{did_you_mean(kind, kinds)}; kinds: {', '.join(kinds)}")
+        kinds = [kind]
+    rows = [(k, e.name, e.origin, e.summary) for k in kinds for e in
+            sorted(REGISTRIES[k].entries().values(), key=lambda e: e.name)]
+    widths = [max(len(r[i]) for r in rows + [("kind", "name", "origin", "")]) for i in range(3)]
+    header = ("kind", "name", "origin", "summary")
+    for row in [header, *rows]:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
+    for broken in broken_plugins():
+        click.echo(f"warning: {broken}", err=True)
+
+
+# --- recipes ------------------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def recipe() -> None:
+    """Check recipes."""
+
+
+@recipe.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@overrides_option
+def recipe_check(path: Path, overrides: tuple[str, ...]) -> None:
+    """Validate RECIPE (with overrides) and print the resolved YAML."""
+    from colorgan import recipe as recipes
+
+    click.echo(recipes.load_validated(path, overrides).to_yaml(), nl=False)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def data() -> None:
+    """Draw the built-in icon set; check a dataset folder."""
+
+
+@data.command("icons")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--size", default=64, show_default=True, help="Image size in pixels (32..512).")
+@click.option("--characters", default=10, show_default=True, help="How many different characters.")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same bytes.")
+def data_icons(out: Path, size: int, characters: int, seed: int) -> None:
+    """Draw the built-in icons (sketches + 5 hair x 5 shirt colourings) into OUT."""
+    from colorgan.data.icons import draw_icons
+
+    folder = draw_icons(out, size=size, characters=characters, seed=seed)
+    click.echo(f"wrote {characters * 25} rows to {folder / 'Metadata.csv'}")
+
+
+@data.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+def data_check(path: Path) -> None:
+    """Print a dataset's rows, characters, attributes, image sizes and every problem found."""
+    from colorgan.data.check import check_dataset
+
+    report = check_dataset(path)
+    for line in report.lines():
+        click.echo(line)
+    if report.problems:
+        raise BadInput(f"{path}: {len(report.problems)} problem(s) found")
+
+
+def main() -> None:
+    cli(prog_name="colorgan")

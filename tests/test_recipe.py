@@ -1,0 +1,95 @@
+"""Recipes: typed loading, an error for each kind of mistake, overrides, YAML round trip."""
+
+import pytest
+
+from colorgan import recipe as recipes
+from colorgan.errors import RecipeError, RegistryError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_types(tmp_path):
+    r = recipes.load(write(tmp_path, "name: x\ntrain: {epochs: 3, batch_size: 4}\n"))
+    assert r.name == "x" and r.train.epochs == 3 and r.train.batch_size == 4
+    assert r.train.l1_weight == 100.0 and r.optimizer.betas == [0.5, 0.999]
+    assert r.generator == {"type": "unet"}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("train: {epochs: ten}", "train.epochs: expected an integer or null, got 'ten'"),
+        ("train: {epoch: 3}", "train.epoch: unknown key (did you mean 'epochs'?)"),
+        ("trian: {}", "trian: unknown key (did you mean 'train'?)"),
+        ("data: {sketch_channels: 2}", "data.sketch_channels: expected one of 1, 3, got 2"),
+        ("train: {mixed_precision: fp8}", "train.mixed_precision: expected one of 'no', 'bf16', 'fp16'"),
+        ("optimizer: {betas: 0.5}", "optimizer.betas: expected a list, got 0.5"),
+        ("optimizer: {betas: [0.5, x]}", "optimizer.betas[1]: expected a number, got 'x'"),
+        ("generator: {depth: 6}", "generator.type: missing"),
+        ("data: 3", "data: expected a mapping, got 3"),
+        ("- a\n- b", "expected a mapping at the top level"),
+        ("train: {compile: maybe}", "train.compile: expected true or false, got 'maybe'"),
+        ("data: {holdout: {kind: half}}", "data.holdout.kind: expected one of 'auto'"),
+        ("name: [1]", "name: expected a string, got list"),
+    ],
+)
+def test_each_kind_of_mistake_names_the_key(tmp_path, text, message):
+    with pytest.raises(RecipeError) as info:
+        recipes.load(write(tmp_path, text))
+    assert message in str(info.value)
+    assert str(info.value).startswith(str(tmp_path / "r.yaml"))
+    assert "\n" not in str(info.value)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(RecipeError, match="not valid YAML at line 2"):
+        recipes.load(write(tmp_path, "train: {epochs: [\n"))
+    with pytest.raises(RecipeError, match="recipe file not found"):
+        recipes.load(tmp_path / "nope.yaml")
+
+
+def test_unsafe_yaml_is_refused(tmp_path):
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        recipes.load(write(tmp_path, "name: !!python/object/apply:os.system ['echo hi']\n"))
+
+
+def test_component_errors_are_found_by_validate(tmp_path):
+    path = write(tmp_path, "generator: {type: unett}\n")
+    with pytest.raises(RegistryError, match="generator.type: unknown generator 'unett' \\(did you mean 'unet'"):
+        recipes.load_validated(path)
+    path = write(tmp_path, "discriminator: {type: patchgan, layerz: 2}\n")
+    with pytest.raises(RegistryError, match="discriminator.layerz: .*did you mean 'layers'"):
+        recipes.load_validated(path)
+    path = write(tmp_path, "train: {epochs: null, max_steps: null}\n")
+    with pytest.raises(RecipeError, match="set train.epochs or train.max_steps"):
+        recipes.load_validated(path)
+
+
+def test_overrides(tmp_path):
+    path = write(tmp_path, "train: {epochs: 3}\ngenerator: {type: unet, depth: 6}\n")
+    r = recipes.load(path, ["train.epochs=5", "generator.depth=4", "optimizer.betas=[0.0, 0.9]",
+                            "data.holdout=none", "log.with=[jsonl, tensorboard]", "train.ema=0.999"])
+    assert r.train.epochs == 5 and r.generator["depth"] == 4
+    assert r.optimizer.betas == [0.0, 0.9]
+    assert r.data.holdout.kind == "none"
+    assert r.log.with_ == ["jsonl", "tensorboard"]
+    assert r.train.ema == 0.999
+    with pytest.raises(RecipeError, match="train.epochs: expected an integer or null, got 'x'"):
+        recipes.load(path, ["train.epochs=x"])
+    with pytest.raises(RecipeError, match="expected key.path=value"):
+        recipes.load(path, ["train.epochs"])
+    with pytest.raises(RecipeError, match="train.epochs is not a section"):
+        recipes.load(path, ["train.epochs.x=1"])
+
+
+def test_round_trip(tmp_path):
+    r = recipes.load(write(tmp_path, "name: rt\ndata: {holdout: characters}\nloss: {type: hinge}\n"),
+                     ["train.grad_clip=1.5"])
+    again = recipes.load(write(tmp_path, r.to_yaml()))
+    assert again == r
+    assert again.data.holdout.kind == "characters"
+    assert "with:" in r.to_yaml()
