@@ -89,6 +89,40 @@ def recipe_check(path: Path, overrides: tuple[str, ...]) -> None:
     click.echo(recipes.load_validated(path, overrides).to_yaml(), nl=False)
 
 
+# --- training -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
+@overrides_option
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder (default runs/<name>-<time>).")
+@click.option("--resume", metavar="latest|PATH", help="Continue a run exactly from its latest (or a given) checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
+@click.option("--stop-at", type=click.IntRange(min=1), help="Pause after this step (checkpoint written; resume later).")
+def train(recipe_path: Path, overrides: tuple[str, ...], out: Path | None, resume: str | None,
+          overwrite: bool, stop_at: int | None) -> None:
+    """Train RECIPE: writes samples, checkpoints, metrics.jsonl and model.safetensors to the run folder."""
+    from colorgan import recipe as recipes
+    from colorgan.train import train as run_training
+
+    if resume is not None and out is None:
+        raise BadInput("--resume needs --out RUN (the run folder to continue)")
+    result = run_training(recipes.load_validated(recipe_path, overrides), out=out, resume=resume,
+                          overwrite=overwrite, stop_at=stop_at)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        if result.exit_code:
+            click.echo(f"interrupted at step {result.step}; checkpoint written. "
+                       f"Resume: colorgan train {recipe_path} --out {result.run} --resume latest", err=True)
+        elif result.model is not None:
+            click.echo(f"model: {result.model}")
+        else:
+            click.echo(f"paused at step {result.step}: {result.run}")
+    if result.exit_code:
+        raise SystemExit(result.exit_code)
+
+
 # --- data ---------------------------------------------------------------------------------------
 
 

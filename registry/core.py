@@ -161,4 +161,7 @@ class Registry:
         """Build `{"type": name, **options}`; `defaults` are the keywords colorgan passes."""
         self.check(cfg, where, passed=tuple(defaults))
         options = {k: v for k, v in cfg.items() if k != "type"}
-        return self.get(cfg["type"])(**defaults, **options)
+        try:
+            return self.get(cfg["type"])(**defaults, **options)
+        except ValueError as err:  # components reject bad option values with ValueError
+            raise RegistryError(f"{where or self.kind}: {err}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 NORMS = ("batch", "instance", "group", "none")
 
@@ -25,7 +26,8 @@ def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     """pix2pix initialisation: conv weights ~ N(0, std), norm scales ~ N(1, std), biases 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            weight = getattr(m, "weight_orig", m.weight)  # spectral norm keeps the raw weight here
+            # Spectral norm (a parametrization) keeps the raw weight under `original`.
+            weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
             nn.init.normal_(weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

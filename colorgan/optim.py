@@ -1,0 +1,37 @@
+"""Optimizers and learning-rate schedules from the recipe (Adam, as the seed and pix2pix)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from colorgan.recipe import OptimizerConfig
+
+
+def adam(params, cfg: OptimizerConfig, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with pix2pix's betas; fused kernels where torch has them (CPU and CUDA): ~1.2x per step."""
+    fused = cfg.fused if cfg.fused != "auto" else device.type in ("cpu", "cuda")
+    return torch.optim.Adam(list(params), lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
+                            fused=bool(fused))
+
+
+def lr_lambda(kind: str, total: int, decay_start: float):
+    """Factor of the base learning rate at a scheduler step.
+
+    constant: 1. linear: pix2pix's rule, 1 until `decay_start` of the run, then linearly to 0.
+    cosine: half a cosine from 1 to 0 over the run.
+    """
+    total = max(1, total)
+    start = int(total * decay_start)
+
+    def constant(step: int) -> float:
+        return 1.0
+
+    def linear(step: int) -> float:
+        return 1.0 if step < start else max(0.0, 1.0 - (step - start) / max(1, total - start))
+
+    def cosine(step: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+    return {"constant": constant, "linear": linear, "cosine": cosine}[kind]

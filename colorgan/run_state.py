@@ -1,0 +1,152 @@
+"""The run folder and its training checkpoints.
+
+`RUN/checkpoints/step-NNNNNN/` is written by `accelerator.save_state` under a temporary name and
+renamed when complete, so a crash mid-write never leaves a half checkpoint that looks like the
+latest: only `step-*` folders count, `.tmp-*` leftovers are ignored and removed on the next save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from colorgan.errors import ColorganError
+from colorgan.recipe import COMPONENT_SECTIONS, Recipe
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+# Recipe keys whose change makes a checkpoint unusable: they decide the modules' shapes.
+MODEL_KEYS = tuple(COMPONENT_SECTIONS) + ("data.image_size", "data.sketch_channels", "data.keep_alpha")
+
+
+class Progress:
+    """Where training is: saved with every checkpoint (`register_for_checkpointing`)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.epoch = 0
+        self.batches_in_epoch = 0
+        self.best: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
+                "best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batches_in_epoch, self.best = int(state["batches_in_epoch"]), state["best"]
+
+
+def checkpoint_dirs(run: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints, oldest first."""
+    folder = run / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    dirs = checkpoint_dirs(run)
+    return dirs[-1][1] if dirs else None
+
+
+def resolve_resume(run: Path, resume: str) -> Path:
+    """`latest` or a path -> a checkpoint folder, or a one-line error."""
+    if resume == "latest":
+        found = latest_checkpoint(run)
+        if found is None:
+            raise ColorganError(f"{run}: no checkpoint to resume from (checkpoints/step-* is empty)")
+        return found
+    path = Path(resume)
+    if not _STEP_DIR.match(path.name) or not path.is_dir():
+        raise ColorganError(f"--resume {resume}: not a checkpoint folder (expected RUN/checkpoints/step-N or 'latest')")
+    return path
+
+
+def save_checkpoint(accelerator, run: Path, step: int, keep: int) -> Path:
+    """Save the full training state for `step` atomically, then keep only the newest `keep`."""
+    folder = run / "checkpoints"
+    final = folder / f"step-{step:06d}"
+    tmp = folder / f".tmp-step-{step:06d}"
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(tmp), safe_serialization=True)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            for _, old in checkpoint_dirs(run)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise ColorganError(
+            f"{final}: cannot write checkpoint ({err.strerror or err}); "
+            f"the last complete one is {latest_checkpoint(run) or 'none'}"
+        ) from None
+    accelerator.wait_for_everyone()
+    return final
+
+
+def model_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Keys of MODEL_KEYS whose values differ between two plain recipes."""
+
+    def get(data: dict[str, Any], dotted: str) -> Any:
+        for part in dotted.split("."):
+            data = data.get(part) if isinstance(data, dict) else None
+        return data
+
+    return [k for k in MODEL_KEYS if get(old, k) != get(new, k)]
+
+
+def prepare_run_folder(run: Path, recipe: Recipe, resume: str | None, overwrite: bool) -> Path | None:
+    """Check the run folder against what was asked; return the checkpoint to resume, if any.
+
+    A folder holding another run is never written over silently: it needs --resume or --overwrite.
+    """
+    recipe_file = run / "recipe.yaml"
+    if resume is not None:
+        checkpoint = resolve_resume(run, resume)
+        if recipe_file.is_file():
+            import yaml
+
+            old = yaml.safe_load(recipe_file.read_text()) or {}
+            diff = model_differences(old, recipe.to_dict())
+            if diff:
+                raise ColorganError(
+                    f"{run}: cannot resume: the recipe changes the model ({', '.join(diff)}); "
+                    "start a new run instead"
+                )
+        return checkpoint
+    if run.exists() and any(run.iterdir()):
+        if not overwrite:
+            raise ColorganError(
+                f"{run}: folder already holds a run; pass --resume latest to continue it or --overwrite to replace it"
+            )
+        if not recipe_file.is_file() and not (run / "checkpoints").is_dir():
+            raise ColorganError(f"{run}: folder is not a colorgan run; refusing to --overwrite it")
+    return None
+
+
+def clear_run_folder(run: Path) -> None:
+    """--overwrite: remove what an earlier run wrote (only on the main process)."""
+    for name in ("checkpoints", "samples", "wandb", "tensorboard"):
+        shutil.rmtree(run / name, ignore_errors=True)
+    for name in ("metrics.jsonl", "recipe.yaml", "run.json", "model.safetensors", "best.safetensors"):
+        (run / name).unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)

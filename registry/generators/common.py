@@ -1,0 +1,119 @@
+"""What every built-in generator shares: input checks, image-size checks, FiLM conditioning.
+
+A generator takes `(sketch, cond)` and says which image sizes it can take (`size_multiple`,
+`check_size`). The condition enters in one of two ways (the `condition` option):
+
+- `concat`: the (B, cond_dim) vector is broadcast to maps and concatenated to the sketch at the
+  input, as the seed does;
+- `film`: every decoder level is modulated, `x * (1 + gamma) + beta`, with `(gamma, beta)` from a
+  per-level `Linear(cond_dim -> 2 * channels)` (feature-wise linear modulation, Perez et al. 2018).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from colorgan.errors import ColorganError
+from colorgan.registry.layers import condition_maps
+
+CONDITION_MODES = ("concat", "film")
+
+
+class GeneratorOptionError(ColorganError, ValueError):
+    """A generator option or an image size the network cannot take (a `ValueError` too)."""
+
+
+def check_condition_mode(condition: str) -> str:
+    if condition not in CONDITION_MODES:
+        raise GeneratorOptionError(
+            f"condition: expected one of {', '.join(CONDITION_MODES)}, got {condition!r}"
+        )
+    return condition
+
+
+def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise GeneratorOptionError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_probability(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise GeneratorOptionError(f"{name}: expected a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def sizes_that_fit(size: int, multiple: int, minimum: int) -> list[int]:
+    """The nearest sizes at or above `minimum` that are multiples of `multiple` (one or two)."""
+    below = (size // multiple) * multiple
+    if below < minimum:
+        return [minimum]
+    if below == size:  # it fits the multiple, so it was too small; `minimum` is the answer
+        return [minimum]
+    return [below, below + multiple]
+
+
+class FiLM(nn.Module):
+    """Feature-wise linear modulation: `x * (1 + gamma) + beta`, `(gamma, beta) = Linear(cond)`.
+
+    With pix2pix initialisation (weights N(0, 0.02), bias 0) it starts close to the identity.
+    """
+
+    def __init__(self, cond_dim: int, channels: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(cond_dim, 2 * channels)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.linear(cond)[:, :, None, None].chunk(2, dim=1)
+        return x * (1 + gamma) + beta
+
+
+class GeneratorBase(nn.Module):
+    """Input and size checks for `forward(sketch, cond)`; subclasses set the attributes below."""
+
+    in_channels: int
+    cond_dim: int
+    condition: str = "concat"
+    size_multiple: int = 1
+    min_size: int = 1
+
+    def describe(self) -> str:
+        """How the size errors name this network, e.g. 'unet depth 6'."""
+        return type(self).__name__
+
+    def check_size(self, size: int) -> None:
+        """Raise `ValueError` naming the nearest sizes that work when `size` does not."""
+        if size % self.size_multiple == 0 and size >= self.min_size:
+            return
+        fits = " or ".join(str(s) for s in sizes_that_fit(size, self.size_multiple, self.min_size))
+        least = f" of at least {self.min_size}" if self.min_size > self.size_multiple else ""
+        raise GeneratorOptionError(
+            f"image size {size} does not fit {self.describe()}: "
+            f"use a multiple of {self.size_multiple}{least}, e.g. {fits}"
+        )
+
+    def _inputs(self, sketch: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Check shapes (Python ints only, no device sync); return (network input, cond or None).
+
+        With `concat` the network input is the sketch with the condition maps appended.
+        """
+        if sketch.dim() != 4 or sketch.shape[1] != self.in_channels:
+            raise GeneratorOptionError(
+                f"sketch: expected shape (B, {self.in_channels}, H, W), got {tuple(sketch.shape)}"
+            )
+        height, width = sketch.shape[-2], sketch.shape[-1]
+        self.check_size(height)
+        if width != height:
+            self.check_size(width)
+        if self.cond_dim == 0:
+            return sketch, None
+        if cond is None or cond.dim() != 2 or cond.shape[1] != self.cond_dim or cond.shape[0] != sketch.shape[0]:
+            got = None if cond is None else tuple(cond.shape)
+            raise GeneratorOptionError(
+                f"cond: expected shape ({sketch.shape[0]}, {self.cond_dim}), got {got}"
+            )
+        cond = cond.to(sketch.dtype)
+        if self.condition == "concat":
+            return torch.cat([sketch, condition_maps(cond, height, width)], dim=1), cond
+        return sketch, cond
