@@ -80,7 +80,10 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     t = recipe.train
     if t.threads:
         torch.set_num_threads(t.threads)
-    state = PartialState()
+    # Without cpu=True, Accelerate treats a torchrun launch on a machine without GPUs as N separate
+    # single-process runs; with it, a real gloo process group of N ranks.
+    use_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
+    state = PartialState(cpu=use_cpu)
     run = _shared_run_dir(out, recipe)
     resume_from = run_state.prepare_run_folder(run, recipe, resume, overwrite)
     state.wait_for_everyone()
@@ -101,6 +104,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         parts.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.discriminator)
     log_with, init_kwargs = tracker_setup(recipe, run)
     accelerator = Accelerator(
+        cpu=use_cpu,
         mixed_precision=t.mixed_precision,
         gradient_accumulation_steps=t.grad_accum,
         log_with=log_with,

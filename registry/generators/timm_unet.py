@@ -68,6 +68,13 @@ def _create_encoder(name: str, in_chans: int, out_indices: Any, pretrained: str 
         kwargs.update(pretrained=True, pretrained_cfg_overlay={"state_dict": state, "file": None, "url": None, "hf_hub_id": None})
     else:
         kwargs["pretrained"] = False
+    if out_indices is not None:
+        # Some feature wrappers (EfficientNetFeatures) keep the blocks past the last level asked
+        # for: parameters without gradients, which DDP rejects. timm's 'getter' wrapper prunes them.
+        try:
+            return timm.create_model(name, feature_cls="getter", **kwargs)
+        except Exception:  # no forward_intermediates: the default wrapper below
+            pass
     try:
         return timm.create_model(name, **kwargs)
     except (RuntimeError, TypeError, ValueError, AssertionError, KeyError) as err:

@@ -1,0 +1,195 @@
+"""Read a dataset folder's Metadata.csv into a frame and its condition schema.
+
+Everything that can be wrong with the table itself is found here, before any image is decoded,
+and reported as one line naming the file and the CSV line (the header is line 1), so a user can
+open the file at that line and fix it. Whether the images decode is `images.py`'s business.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from colorgan.data.schema import ConditionSchema
+from colorgan.errors import DataError
+
+METADATA = "Metadata.csv"
+IMAGE_COLUMNS = ("input", "output")
+SPLIT_COLUMN = "split"
+SPLIT_VALUES = ("train", "test")
+EXAMPLE_HEADER = "input,output,hair,shirt"
+
+
+def condition_columns(frame: pd.DataFrame) -> list[str]:
+    """Every column that is not an image path or the split is a condition attribute."""
+    return [c for c in frame.columns if c not in IMAGE_COLUMNS and c != SPLIT_COLUMN]
+
+
+def read_metadata(folder: Path) -> tuple[pd.DataFrame, ConditionSchema]:
+    """The rows of `folder/Metadata.csv` (all values strings) and the schema they define.
+
+    The frame has a plain RangeIndex; image paths are kept as written (relative to `folder`).
+    The first problem found is raised as a DataError.
+    """
+    frame, problems = inspect_metadata(folder)
+    if problems:
+        raise DataError(problems[0])
+    schema = ConditionSchema.from_mapping({c: frame[c].unique() for c in condition_columns(frame)})
+    return frame, schema
+
+
+def inspect_metadata(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
+    """The frame and every problem in it, one line each (for `colorgan data check`).
+
+    A problem with the file as a whole (missing, empty, bad header) is the only one reported and
+    comes with no frame; row problems are all listed and come with the full frame.
+    """
+    folder = Path(folder)
+    csv_path = folder / METADATA
+    if not folder.is_dir():
+        return None, [f"{folder}: dataset folder not found (expected a folder holding {METADATA})"]
+    if not csv_path.is_file():
+        return None, [
+            f"{csv_path}: not found; a dataset folder needs {METADATA} with a header like {EXAMPLE_HEADER}"
+        ]
+    try:
+        header, rows, lines = _parse(csv_path)
+    except DataError as err:
+        return None, [str(err)]
+    frame = pd.DataFrame(rows, columns=header, dtype=str)
+    conditions = condition_columns(frame)
+    if not conditions:
+        return None, [
+            f"{csv_path}: no condition column; add one column per attribute after input,output "
+            f"(e.g. {EXAMPLE_HEADER})"
+        ]
+    problems = [
+        *_value_problems(frame, conditions, lines, csv_path),
+        *_path_problems(frame, lines, folder, csv_path),
+        *_conflicts(frame, conditions, lines, csv_path),
+    ]
+    return frame, problems
+
+
+def _parse(csv_path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows (stripped strings) and each row's line number in the file."""
+    try:
+        text = csv_path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{csv_path}: not UTF-8 text (byte {err.start}); save it as UTF-8 CSV") from None
+    if not text.strip():
+        raise DataError(f"{csv_path}: empty file; expected a header like {EXAMPLE_HEADER} and one row per image")
+    first_line = text.lstrip("\r\n").splitlines()[0]
+    delimiter = _delimiter(first_line, csv_path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    records: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                records.append((reader.line_num, [cell.strip() for cell in row]))
+    except csv.Error as err:
+        raise DataError(f"{csv_path}: line {reader.line_num}: malformed CSV ({err})") from None
+    (header_line, header), data = records[0], records[1:]
+    if "" in header:
+        raise DataError(f"{csv_path}: line {header_line}: empty column name in the header ({delimiter.join(header)})")
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise DataError(f"{csv_path}: line {header_line}: column {dupes[0]!r} appears twice; column names must be unique")
+    if not data:
+        raise DataError(f"{csv_path}: has a header but no rows; add one row per (sketch, conditions, coloured image)")
+    for line, row in data:
+        if len(row) != len(header):
+            raise DataError(
+                f"{csv_path}: line {line}: {len(row)} fields, but the header has {len(header)} "
+                f"({delimiter.join(header)})"
+            )
+    return header, [row for _, row in data], [line for line, _ in data]
+
+
+def _delimiter(header: str, csv_path: Path) -> str:
+    """`,` normally; `;` only when the header is unambiguously `input;output;...`."""
+    comma = {c.strip().strip('"') for c in header.split(",")}
+    semicolon = {c.strip().strip('"') for c in header.split(";")}
+    if set(IMAGE_COLUMNS) <= comma:
+        return ","
+    if set(IMAGE_COLUMNS) <= semicolon:
+        return ";"
+    missing = [c for c in IMAGE_COLUMNS if c not in comma]
+    hint = " (a ;-separated file must have input;output in its header)" if ";" in header else ""
+    raise DataError(
+        f"{csv_path}: line 1: missing column {' and '.join(repr(c) for c in missing)}; "
+        f"found {header.strip()!r}, expected a header like {EXAMPLE_HEADER}{hint}"
+    )
+
+
+def _value_problems(frame: pd.DataFrame, conditions: list[str], lines: list[int], csv_path: Path) -> Iterator[str]:
+    for pos, row in enumerate(frame.itertuples(index=False)):
+        values = dict(zip(frame.columns, row))
+        for column in (*IMAGE_COLUMNS, *conditions):
+            if not values[column]:
+                what = "image path" if column in IMAGE_COLUMNS else "value for attribute"
+                yield (
+                    f"{csv_path}: line {lines[pos]}: empty {what} {column!r}; every row needs "
+                    f"{', '.join((*IMAGE_COLUMNS, *conditions))}"
+                )
+        if SPLIT_COLUMN in values and values[SPLIT_COLUMN] not in SPLIT_VALUES:
+            yield (
+                f"{csv_path}: line {lines[pos]}: split {values[SPLIT_COLUMN]!r} is not one of "
+                f"{', '.join(SPLIT_VALUES)}"
+            )
+
+
+def resolve_image(folder: Path, relative: str) -> Path | None:
+    """The file a Metadata.csv path names, or None when the path leaves `folder`.
+
+    Absolute paths, `..` and symlinks whose target lies outside the folder all count as leaving.
+    Backslashes are read as separators so a CSV written on Windows works.
+    """
+    relative = relative.replace("\\", "/")
+    if relative.startswith("/") or (len(relative) > 1 and relative[1] == ":"):
+        return None
+    root = folder.resolve()
+    path = (root / relative).resolve()
+    return path if path.is_relative_to(root) else None
+
+
+def _path_problems(frame: pd.DataFrame, lines: list[int], folder: Path, csv_path: Path) -> Iterator[str]:
+    verdicts: dict[str, str | None] = {}  # each distinct path is checked once; sketches repeat
+    for column in IMAGE_COLUMNS:
+        for pos, relative in enumerate(frame[column]):
+            if relative and relative not in verdicts:
+                verdicts[relative] = _path_problem(folder, relative)
+            if verdicts.get(relative):
+                yield f"{csv_path}: line {lines[pos]}: {column} {verdicts[relative]}"
+
+
+def _path_problem(folder: Path, relative: str) -> str | None:
+    path = resolve_image(folder, relative)
+    if path is None:
+        return (
+            f"path {relative!r} leaves the dataset folder; use a path relative to {folder} "
+            "that stays inside it"
+        )
+    if not path.is_file():
+        return f"image {relative!r} not found (looked for {path})"
+    return None
+
+
+def _conflicts(frame: pd.DataFrame, conditions: list[str], lines: list[int], csv_path: Path) -> Iterator[str]:
+    """One sketch under the same conditions must have one coloured image, or the target is ambiguous."""
+    first: dict[tuple[str, ...], int] = {}
+    keys = frame[["input", *conditions]].itertuples(index=False, name=None)
+    for pos, (key, output) in enumerate(zip(keys, frame["output"])):
+        if key not in first:
+            first[key] = pos
+        elif frame["output"].iat[first[key]] != output:
+            other = first[key]
+            yield (
+                f"{csv_path}: line {lines[pos]}: same input and conditions as line {lines[other]} "
+                f"but a different output ({output!r} vs {frame['output'].iat[other]!r}); "
+                "keep one row per input and conditions"
+            )
