@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -103,6 +104,10 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         parts.generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.generator)
         parts.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.discriminator)
     log_with, init_kwargs = tracker_setup(recipe, run)
+    if state.num_processes == 1:
+        # Accelerate keeps one global state per process; a second run in the same process (the
+        # Python API, `bench`) may ask for another mixed precision, so start it afresh.
+        AcceleratorState._reset_state()
     accelerator = Accelerator(
         cpu=use_cpu,
         mixed_precision=t.mixed_precision,

@@ -127,7 +127,7 @@ def unfit_image(img: Image.Image, original_size: tuple[int, int], fit: Fit = "pa
 
 def to_uint8(img: Image.Image) -> torch.Tensor:
     """(C, H, W) uint8 tensor; the compact form datasets cache."""
-    array = np.asarray(img, dtype=np.uint8)
+    array = np.array(img, dtype=np.uint8)
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(array))
 

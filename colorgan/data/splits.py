@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from colorgan.data.metadata import SPLIT_COLUMN
 from colorgan.data.schema import ConditionSchema
 from colorgan.errors import DataError
-from colorgan.recipe import Holdout
+
+if TYPE_CHECKING:  # the recipe module pulls in the registry; splits only read three fields
+    from colorgan.recipe import Holdout
 
 
 def split_frame(frame: pd.DataFrame, schema: ConditionSchema, holdout: Holdout, seed: int) -> tuple[list[int], list[int]]:
