@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from colorgan.data.schema import ConditionSchema
-from colorgan.errors import RecipeError
 from colorgan.recipe import Recipe
 
 
@@ -54,12 +53,6 @@ def build_generator(recipe: Recipe, schema: ConditionSchema) -> ConditionalGener
         recipe.generator, "generator",
         in_channels=recipe.data.sketch_channels, out_channels=image_channels(recipe), cond_dim=condition.dim,
     )
-    check_size = getattr(net, "check_size", None)
-    if check_size is not None:
-        try:
-            check_size(recipe.data.image_size)
-        except ValueError as err:
-            raise RecipeError(f"data.image_size: {err}") from None
     return ConditionalGenerator(condition, net)
 
 

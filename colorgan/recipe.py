@@ -309,6 +309,24 @@ def validate(recipe: Recipe) -> None:
     size = recipe.data.image_size
     if not 8 <= size <= 4096:
         raise RecipeError(f"data.image_size: expected 8..4096, got {size}")
+    _check_generator_size(recipe)
+
+
+def _check_generator_size(recipe: Recipe) -> None:
+    """Build the generator on the meta device (no memory, no time) to ask which sizes it takes."""
+    import torch
+
+    from colorgan.registry import GENERATORS
+
+    with torch.device("meta"):
+        generator = GENERATORS.build(recipe.generator, "generator", in_channels=recipe.data.sketch_channels,
+                                     out_channels=3, cond_dim=1)
+    check_size = getattr(generator, "check_size", None)
+    if check_size is not None:
+        try:
+            check_size(recipe.data.image_size)
+        except ValueError as err:
+            raise RecipeError(f"data.image_size: {err}") from None
 
 
 def load_validated(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:

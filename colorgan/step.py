@@ -39,10 +39,11 @@ class StepModels:
 
 
 def gan_step(accelerator, m: StepModels, batch: dict[str, Any], l1_weight: float, grad_clip: float | None,
-             all_finite: Callable[[torch.Tensor], bool], skip_nonfinite: bool) -> dict[str, torch.Tensor]:
+             all_finite: Callable[[torch.Tensor], bool], skip_nonfinite: bool) -> tuple[dict[str, torch.Tensor], bool]:
     """Losses, backward and (at the end of the accumulation window) both optimizer steps.
 
-    Returns the losses as detached tensors: no host sync here beyond the finiteness check.
+    Returns the losses as detached tensors (no host sync here beyond the finiteness check) and
+    whether the batch was skipped for a non-finite loss.
     """
     sketch, target, encoded = batch["sketch"], batch["target"], batch["cond"]
     with accelerator.autocast():
@@ -62,7 +63,7 @@ def gan_step(accelerator, m: StepModels, batch: dict[str, Any], l1_weight: float
         if not skip_nonfinite:
             bad = ", ".join(f"{k}={v.item()}" for k, v in losses.items())
             raise NonFiniteLoss(f"non-finite loss ({bad})")
-        return {**losses, "skipped": torch.tensor(1.0)}
+        return losses, True
     accelerator.backward(d_loss)
     accelerator.backward(g_loss)
     for model, optimizer, scheduler in ((m.discriminator, m.d_optimizer, m.d_scheduler),
@@ -72,4 +73,4 @@ def gan_step(accelerator, m: StepModels, batch: dict[str, Any], l1_weight: float
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-    return {**losses, "skipped": torch.tensor(0.0)}
+    return losses, False

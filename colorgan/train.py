@@ -232,9 +232,12 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
                            if progress.batches_in_epoch else loader)
                 for batch in batches:
                     with accelerator.accumulate(G, D):
-                        losses = gan_step(accelerator, models, batch, t.l1_weight, t.grad_clip,
-                                          all_finite, t.skip_nonfinite)
+                        losses, skipped = gan_step(accelerator, models, batch, t.l1_weight, t.grad_clip,
+                                                   all_finite, t.skip_nonfinite)
                     progress.batches_in_epoch += 1
+                    if skipped:
+                        accelerator.log({"skipped_nonfinite": 1, "batch": progress.batches_in_epoch},
+                                        step=progress.step + 1)
                     if not accelerator.sync_gradients:
                         continue
                     progress.step += 1

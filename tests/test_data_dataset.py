@@ -62,7 +62,8 @@ def test_collate_batches_and_encodes(small_set):
     collate = pickle.loads(pickle.dumps(make_collate(count_encode)))  # spawn-safe
     batch = next(iter(DataLoader(data, batch_size=4, collate_fn=collate)))
     assert batch["sketch"].shape == (4, 1, 32, 32) and batch["target"].shape == (4, 3, 32, 32)
-    assert batch["cond"].shape == (4, 2) and batch["cond"][0].tolist() == [len(frame["hair"][0]), len(frame["shirt"][0])]
+    assert batch["cond"].shape == (4, 2)
+    assert batch["cond"][0].tolist() == [len(frame["hair"][0]), len(frame["shirt"][0])]
     assert batch["index"].dtype == torch.long and batch["index"].tolist() == [0, 1, 2, 3]
     assert batch["conditions"][2] == {"hair": frame["hair"][2], "shirt": frame["shirt"][2]}
 

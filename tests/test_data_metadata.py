@@ -74,7 +74,8 @@ def test_missing_folder_and_file_and_empty_file(tmp_path):
     ("input,output,hair,hair", "'hair' appears twice"),
 ])
 def test_bad_header(tmp_path, header, expected):
-    folder = make_folder(tmp_path / "d", [header, ",".join(["s.png", "a.png", "x", "y"][: header.count(",") + 1])])
+    row = ",".join(["s.png", "a.png", "x", "y"][: header.count(",") + 1])
+    folder = make_folder(tmp_path / "d", [header, row])
     message = error(folder)
     assert expected in message and "Metadata.csv" in message
 
@@ -111,7 +112,9 @@ def test_symlink_leaving_the_folder_is_refused_but_inside_is_fine(tmp_path):
 
 
 def test_split_column_values(tmp_path):
-    good = make_folder(tmp_path / "good", [HEADER + ",split", "s.png,a.png,red,blue,train", "s.png,b.png,red,green,test"])
+    good = make_folder(tmp_path / "good", [
+        HEADER + ",split", "s.png,a.png,red,blue,train", "s.png,b.png,red,green,test",
+    ])
     frame, schema = read_metadata(good)
     assert schema.names == ["hair", "shirt"] and list(frame["split"]) == ["train", "test"]
     bad = make_folder(tmp_path / "bad", [HEADER + ",split", "s.png,a.png,red,blue,validation"])
@@ -125,18 +128,19 @@ def test_check_collects_every_problem_and_describes_the_images(tmp_path):
         "s.png,gone.png,red,green",
         "../s.png,b.png,red,pink",
         "s.png,bad.png,,blue",
+        "s.png,a.png,red",
     ])
     (folder / "bad.png").write_bytes(b"not a png")
     report = check_dataset(folder)
     assert report.rows == 4 and report.characters == 2
     assert report.attributes == {"hair": ["red"], "shirt": ["blue", "green", "pink"]}
     joined = "\n".join(report.problems)
-    assert len(report.problems) == 4
-    for expected in ("line 5: empty value", "line 3: output image 'gone.png' not found",
+    assert len(report.problems) == 5
+    for expected in ("line 6: 3 fields", "line 5: empty value", "line 3: output image 'gone.png' not found",
                      "line 4: input path '../s.png' leaves", "bad.png: not an image"):
         assert expected in joined
     assert report.sizes == {"4x4": 3} and report.modes == {"RGB": 3}  # s, a, b
-    assert any(line.startswith("problems: 4") for line in report.lines())
+    assert "problems: 5" in report.lines()
 
 
 def test_check_of_a_missing_file_is_one_problem(tmp_path):

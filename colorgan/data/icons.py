@@ -64,7 +64,8 @@ def make_characters(count: int, seed: int = 0) -> list[Character]:
         raise DataError(f"icons: characters must be 1..{MAX_CHARACTERS} (style combinations), got {count}")
     rng = random.Random(seed)
     hairs, shirts, mouths, extras, skins = (
-        rng.sample(options, len(options)) for options in (HAIR_STYLES, SHIRT_STYLES, MOUTHS, EXTRAS, SKIN_TONES)
+        rng.sample(options, len(options))
+        for options in (HAIR_STYLES, SHIRT_STYLES, MOUTHS, EXTRAS, SKIN_TONES)
     )
     return [Character(hairs[i % 7], shirts[i % 5], mouths[i % 3], *extras[i % 4], skins[i % len(skins)])
             for i in range(count)]
@@ -101,9 +102,10 @@ class _Canvas:
         return [(cx - rx) * self.s + self.pad, (cy - ry) * self.s + self.pad,
                 (cx + rx) * self.s + self.pad, (cy + ry) * self.s + self.pad]
 
-    def fill(self, label: int, *shapes, outline: bool = True) -> None:
+    def fill(self, label: int, *shapes) -> None:
         """Paint the union of `shapes` (ellipses `(cx, cy, rx, ry)` or point lists) over what is
-        there, hiding the ink below, and outline the union's edge just inside it."""
+        there, hiding the ink below, and outline the union's edge just inside it. Blush is the
+        exception: colour only, no line, nothing hidden (it is not part of the line art)."""
         mask = Image.new("L", self.ink.size, 0)
         draw = ImageDraw.Draw(mask)
         for shape in shapes:
@@ -115,9 +117,8 @@ class _Canvas:
         if label == BLUSH:
             return
         self.ink.paste(0, mask=mask)
-        if outline:
-            inner = mask.filter(ImageFilter.GaussianBlur(self.sigma)).point(lambda v: 255 if v >= 230 else 0)
-            self.ink = ImageChops.lighter(self.ink, ImageChops.subtract(mask, inner))
+        inner = mask.filter(ImageFilter.GaussianBlur(self.sigma)).point(lambda v: 255 if v >= 230 else 0)
+        self.ink = ImageChops.lighter(self.ink, ImageChops.subtract(mask, inner))
 
     def line(self, points, weight: float = 1.0) -> None:
         """A stroke with round ends through `points`."""
@@ -129,7 +130,8 @@ class _Canvas:
             draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=255)
 
     def dot(self, cx, cy, rx, ry=None, ink: bool = True) -> None:
-        ImageDraw.Draw(self.ink).ellipse(self._box(cx, cy, rx, rx if ry is None else ry), fill=255 if ink else 0)
+        box = self._box(cx, cy, rx, rx if ry is None else ry)
+        ImageDraw.Draw(self.ink).ellipse(box, fill=255 if ink else 0)
 
     def fill_map(self) -> np.ndarray:
         """Labels, with the shaded parts moved to `label + SHADED` (light from the upper left)."""
@@ -191,13 +193,16 @@ def _cap(style: str):
         outer = ([(cx - (orx + inner) / 2, side_y + tip), (cx - orx - 0.01, side_y)] + outer
                  + [(cx + orx + 0.01, side_y), (cx + (orx + inner) / 2, side_y + tip)])
     fringe = {
-        "short": [(0.66, 0.33), (0.6, 0.3), (0.56, 0.35), (0.5, 0.29), (0.44, 0.34), (0.4, 0.29), (0.34, 0.36)],
-        "long": [(0.65, 0.36), (0.6, 0.3), (0.53, 0.35), (0.5, 0.28), (0.46, 0.35), (0.38, 0.3), (0.35, 0.37)],
+        "short": [(0.66, 0.33), (0.6, 0.3), (0.56, 0.35), (0.5, 0.29), (0.44, 0.34), (0.4, 0.29),
+                  (0.34, 0.36)],
+        "long": [(0.65, 0.36), (0.6, 0.3), (0.53, 0.35), (0.5, 0.28), (0.46, 0.35), (0.38, 0.3),
+                 (0.35, 0.37)],
         "bun": _quad((0.67, 0.36), (0.52, 0.24), (0.36, 0.33)),
         "spiky": [(0.67, 0.38), (0.63, 0.3), (0.6, 0.37), (0.55, 0.29), (0.5, 0.37), (0.45, 0.29),
                   (0.4, 0.37), (0.36, 0.3), (0.33, 0.38)],
         "bob": _quad((0.67, 0.35), (0.5, 0.33), (0.33, 0.35)),
-        "ponytail": [(0.67, 0.35)] + _quad((0.64, 0.28), (0.5, 0.31), (0.4, 0.36)) + [(0.36, 0.3), (0.34, 0.37)],
+        "ponytail": ([(0.67, 0.35)] + _quad((0.64, 0.28), (0.5, 0.31), (0.4, 0.36))
+                     + [(0.36, 0.3), (0.34, 0.37)]),
         "curly": [(0.67 - 0.068 * (k + j / 6), 0.31 + 0.04 * np.sin(np.pi * j / 6))
                   for k in range(5) for j in range(7)],
     }[style]
@@ -212,7 +217,8 @@ def _hair_back(c: _Canvas, style: str) -> None:
     elif style == "bob":
         c.fill(HAIR, [(0.3, 0.4), (0.3, 0.63), (0.7, 0.63), (0.7, 0.4)])
     elif style == "ponytail":
-        c.fill(HAIR, _quad((0.62, 0.22), (0.86, 0.22), (0.84, 0.5)) + _quad((0.82, 0.66), (0.8, 0.4), (0.66, 0.3)))
+        tail = _quad((0.62, 0.22), (0.86, 0.22), (0.84, 0.5)) + _quad((0.82, 0.66), (0.8, 0.4), (0.66, 0.3))
+        c.fill(HAIR, tail)
         c.fill(TIE, (0.69, 0.26, 0.035, 0.04))
     elif style == "bun":
         c.fill(HAIR, (0.5, 0.17, 0.09, 0.075))
@@ -225,7 +231,8 @@ def _shirt(c: _Canvas, style: str) -> None:
     if style == "tank-top":
         c.fill(NECK, _body(), neck)
         side = [(0.26, 1.2), (0.27, 0.93)] + _quad((0.3, 0.84), (0.33, 0.8), (0.335, SHOULDER_Y))
-        scoop = _quad((0.4, SHOULDER_Y), (0.42, 0.87), (0.5, 0.87)) + _mirror(_quad((0.4, SHOULDER_Y), (0.42, 0.87), (0.5, 0.87)))[::-1]
+        half_scoop = _quad((0.4, SHOULDER_Y), (0.42, 0.87), (0.5, 0.87))
+        scoop = half_scoop + _mirror(half_scoop)[::-1]
         c.fill(SHIRT, side + scoop + _mirror(side)[::-1])
         return
     if style == "hoodie":
@@ -257,9 +264,10 @@ def _shirt(c: _Canvas, style: str) -> None:
 
 def _face(c: _Canvas, who: Character) -> None:
     cx, cy, rx, ry = HEAD
-    for side in (-1, 1):
-        c.fill(SKIN, (cx + side * rx, 0.47, 0.035, 0.05))
-        c.line(_quad((cx + side * (rx + 0.012), 0.45), (cx + side * (rx + 0.02), 0.48), (cx + side * (rx + 0.004), 0.5)), 0.7)
+    for side in (-1, 1):  # ears, then the head over them
+        x = cx + side * rx
+        c.fill(SKIN, (x, 0.47, 0.035, 0.05))
+        c.line(_quad((x + side * 0.012, 0.45), (x + side * 0.02, 0.48), (x + side * 0.004, 0.5)), 0.7)
     c.fill(SKIN, _head_outline())
     for side in (-1, 1):
         ex = cx + side * 0.077
@@ -328,7 +336,8 @@ def render(who: Character, size: int) -> tuple[Image.Image, dict[tuple[str, str]
     c = _draw(who, size)
     sketch = _finish(c, np.full(c.labels.shape, 255, np.uint8), "L")
     fills = c.fill_map()
-    colored = {(h, s): _finish(c, _palette(who, h, s)[fills], "RGB") for h in HAIR_COLOURS for s in SHIRT_COLOURS}
+    colored = {(h, s): _finish(c, _palette(who, h, s)[fills], "RGB")
+               for h in HAIR_COLOURS for s in SHIRT_COLOURS}
     return sketch, colored
 
 
@@ -336,11 +345,12 @@ def draw_icons(out: Path, size: int = 64, characters: int = 10, seed: int = 0) -
     """Write sketches/, colored/ and Metadata.csv (input, output, hair, shirt) into `out`."""
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise DataError(f"icons: size must be {MIN_SIZE}..{MAX_SIZE} pixels, got {size}")
+    cast = make_characters(characters, seed)
     out = Path(out)
     (out / "sketches").mkdir(parents=True, exist_ok=True)
     (out / "colored").mkdir(exist_ok=True)
     rows = []
-    for i, who in enumerate(make_characters(characters, seed)):
+    for i, who in enumerate(cast):
         sketch, colored = render(who, size)
         name = f"char-{i:02d}"
         sketch.save(out / "sketches" / f"{name}.png")

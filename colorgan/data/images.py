@@ -54,7 +54,8 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     """16/32-bit grey (modes I, I;16, ...) scaled to 8-bit L; Pillow's own convert would clip."""
     if img.mode == "F" or img.mode.startswith("I"):
         values = np.asarray(img, dtype=np.float64)
-        peak = 255.0 if values.max(initial=0) <= 255 else 65535.0
+        wide = img.mode.startswith("I;16") or values.max(initial=0) > 255  # "I" may hold either
+        peak = 65535.0 if wide else 255.0
         return Image.fromarray(np.clip(values / peak * 255 + 0.5, 0, 255).astype(np.uint8), "L")
     return img
 

@@ -57,17 +57,23 @@ def inspect_metadata(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
             f"{csv_path}: not found; a dataset folder needs {METADATA} with a header like {EXAMPLE_HEADER}"
         ]
     try:
-        header, rows, lines = _parse(csv_path)
+        header, records = _parse(csv_path)
     except DataError as err:
         return None, [str(err)]
-    frame = pd.DataFrame(rows, columns=header, dtype=str)
+    problems = [
+        f"{csv_path}: line {line}: {len(row)} fields, but the header has {len(header)} ({','.join(header)})"
+        for line, row in records if len(row) != len(header)
+    ]
+    records = [(line, row) for line, row in records if len(row) == len(header)]
+    lines = [line for line, _ in records]
+    frame = pd.DataFrame([row for _, row in records], columns=header, dtype=str)
     conditions = condition_columns(frame)
     if not conditions:
         return None, [
             f"{csv_path}: no condition column; add one column per attribute after input,output "
             f"(e.g. {EXAMPLE_HEADER})"
         ]
-    problems = [
+    problems += [
         *_value_problems(frame, conditions, lines, csv_path),
         *_path_problems(frame, lines, folder, csv_path),
         *_conflicts(frame, conditions, lines, csv_path),
@@ -75,14 +81,16 @@ def inspect_metadata(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
     return frame, problems
 
 
-def _parse(csv_path: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """Header, data rows (stripped strings) and each row's line number in the file."""
+def _parse(csv_path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and data rows (stripped strings), each row with its line number in the file."""
     try:
         text = csv_path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise DataError(f"{csv_path}: not UTF-8 text (byte {err.start}); save it as UTF-8 CSV") from None
     if not text.strip():
-        raise DataError(f"{csv_path}: empty file; expected a header like {EXAMPLE_HEADER} and one row per image")
+        raise DataError(
+            f"{csv_path}: empty file; expected a header like {EXAMPLE_HEADER} and one row per image"
+        )
     first_line = text.lstrip("\r\n").splitlines()[0]
     delimiter = _delimiter(first_line, csv_path)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -95,19 +103,19 @@ def _parse(csv_path: Path) -> tuple[list[str], list[list[str]], list[int]]:
         raise DataError(f"{csv_path}: line {reader.line_num}: malformed CSV ({err})") from None
     (header_line, header), data = records[0], records[1:]
     if "" in header:
-        raise DataError(f"{csv_path}: line {header_line}: empty column name in the header ({delimiter.join(header)})")
+        raise DataError(
+            f"{csv_path}: line {header_line}: empty column name in the header ({delimiter.join(header)})"
+        )
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
-        raise DataError(f"{csv_path}: line {header_line}: column {dupes[0]!r} appears twice; column names must be unique")
+        raise DataError(
+            f"{csv_path}: line {header_line}: column {dupes[0]!r} appears twice; names must be unique"
+        )
     if not data:
-        raise DataError(f"{csv_path}: has a header but no rows; add one row per (sketch, conditions, coloured image)")
-    for line, row in data:
-        if len(row) != len(header):
-            raise DataError(
-                f"{csv_path}: line {line}: {len(row)} fields, but the header has {len(header)} "
-                f"({delimiter.join(header)})"
-            )
-    return header, [row for _, row in data], [line for line, _ in data]
+        raise DataError(
+            f"{csv_path}: has a header but no rows; add one row per (sketch, conditions, coloured image)"
+        )
+    return header, data
 
 
 def _delimiter(header: str, csv_path: Path) -> str:
@@ -126,7 +134,9 @@ def _delimiter(header: str, csv_path: Path) -> str:
     )
 
 
-def _value_problems(frame: pd.DataFrame, conditions: list[str], lines: list[int], csv_path: Path) -> Iterator[str]:
+def _value_problems(
+    frame: pd.DataFrame, conditions: list[str], lines: list[int], csv_path: Path
+) -> Iterator[str]:
     for pos, row in enumerate(frame.itertuples(index=False)):
         values = dict(zip(frame.columns, row))
         for column in (*IMAGE_COLUMNS, *conditions):

@@ -24,7 +24,9 @@ if TYPE_CHECKING:  # the recipe module pulls in the registry; splits only read t
     from colorgan.recipe import Holdout
 
 
-def split_frame(frame: pd.DataFrame, schema: ConditionSchema, holdout: Holdout, seed: int) -> tuple[list[int], list[int]]:
+def split_frame(
+    frame: pd.DataFrame, schema: ConditionSchema, holdout: Holdout, seed: int
+) -> tuple[list[int], list[int]]:
     """Train and test row positions (sorted) for `holdout`, deterministic for `seed`."""
     kind = holdout.kind
     if kind == "auto":
@@ -67,7 +69,9 @@ def _by_character(frame: pd.DataFrame, count: int, seed: int) -> tuple[list[int]
     return train, test
 
 
-def _by_combination(frame: pd.DataFrame, schema: ConditionSchema, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+def _by_combination(
+    frame: pd.DataFrame, schema: ConditionSchema, fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
     if not 0 < fraction < 1:
         raise DataError(
             f"data.holdout.fraction: expected a number between 0 and 1, got {fraction}; "
@@ -77,7 +81,8 @@ def _by_combination(frame: pd.DataFrame, schema: ConditionSchema, fraction: floa
     combos = list(frame[attributes].itertuples(index=False, name=None))
     test: list[int] = []
     for sketch, rows in _characters(frame).items():
-        held = _held_combinations(sorted({combos[p] for p in rows}), fraction, random.Random(f"{seed}/{sketch}"))
+        rng = random.Random(f"{seed}/{sketch}")  # str seeds hash stably across runs
+        held = _held_combinations(sorted({combos[p] for p in rows}), fraction, rng)
         test.extend(p for p in rows if combos[p] in held)
     if not test:
         raise DataError(
@@ -89,7 +94,9 @@ def _by_combination(frame: pd.DataFrame, schema: ConditionSchema, fraction: floa
     return [p for p in range(len(frame)) if p not in held_rows], sorted(test)
 
 
-def _held_combinations(combos: list[tuple[str, ...]], fraction: float, rng: random.Random) -> set[tuple[str, ...]]:
+def _held_combinations(
+    combos: list[tuple[str, ...]], fraction: float, rng: random.Random
+) -> set[tuple[str, ...]]:
     """About `fraction` of `combos` (at least one when possible), keeping every value covered."""
     want = max(1, round(fraction * len(combos)))
     seen = [Counter(combo[a] for combo in combos) for a in range(len(combos[0]))]
