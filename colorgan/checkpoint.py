@@ -101,3 +101,112 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     except (SafetensorError, RuntimeError, OSError) as err:
         raise ModelFileError(f"{path}: damaged or truncated model weights ({str(err).splitlines()[0]})") from None
     return generator.to(device).eval(), recipe, schema
+
+
+# --- exporting from a run folder ----------------------------------------------------------------
+
+
+def _copy_model_file(source: Path, out: Path) -> Path:
+    """Copy an existing model file (checked first) to `out`, atomically."""
+    import shutil
+
+    read_metadata(source)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise ColorganError(f"{out}: cannot write model file ({err.strerror or err})") from None
+    return out
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop wrapper prefixes (DDP `module.`, torch.compile `_orig_mod.`) from state-dict keys."""
+    out = {}
+    for key, value in state.items():
+        for prefix in ("module.", "_orig_mod."):
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def checkpoint_weights(folder: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The generator weights of a training checkpoint and where they came from.
+
+    The EMA weights when the run kept an EMA (an Accelerate custom object whose state holds
+    `n_averaged`, read with `torch.load(weights_only=True)`: tensors only, no code), else the
+    first model Accelerate saved (`model.safetensors`, the ConditionalGenerator).
+    """
+    for pkl in sorted(folder.glob("custom_checkpoint_*.pkl")):
+        try:
+            state = torch.load(pkl, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - not a tensor-only object (e.g. a plugin's): not the EMA
+            continue
+        if isinstance(state, dict) and "n_averaged" in state:
+            weights = {k: v for k, v in state.items() if k.startswith("module.")}
+            return _strip_prefixes(weights), f"{pkl.name} (EMA)"
+    weights_file = folder / "model.safetensors"
+    if not weights_file.is_file():
+        raise ModelFileError(f"{folder}: no model.safetensors in this checkpoint folder")
+    try:
+        return _strip_prefixes(load_file(str(weights_file))), weights_file.name
+    except (SafetensorError, OSError) as err:
+        raise ModelFileError(f"{weights_file}: damaged checkpoint weights ({err})") from None
+
+
+def export_from_run(source: str | Path, out: str | Path) -> Path:
+    """Write a model file from a run folder, a checkpoint folder (or copy a model file).
+
+    A run folder gives its `model.safetensors` if training finished, else its latest checkpoint.
+    A checkpoint folder (`RUN/checkpoints/step-N`) is rebuilt from `RUN/recipe.yaml`, the
+    dataset's condition schema (read from the recipe's data folder, as training read it) and the
+    checkpoint's generator weights (EMA weights when the run kept an EMA).
+    """
+    import yaml
+
+    from colorgan.build import build_generator
+    from colorgan.data import resolve_data_path
+    from colorgan.data.metadata import read_metadata as read_dataset
+    from colorgan.run_state import _STEP_DIR, latest_checkpoint
+
+    source, out = Path(source), Path(out)
+    if source.is_file():
+        return _copy_model_file(source, out)
+    if not source.is_dir():
+        raise ColorganError(f"{source}: not found (expected a run folder, a checkpoint folder or a model file)")
+    if (source / "recipe.yaml").is_file():
+        run = source
+        if (run / "model.safetensors").is_file():
+            return _copy_model_file(run / "model.safetensors", out)
+        folder = latest_checkpoint(run)
+        if folder is None:
+            raise ColorganError(f"{run}: no model.safetensors and no checkpoint (checkpoints/step-*) to export")
+    elif _STEP_DIR.match(source.name) and (source.parent.parent / "recipe.yaml").is_file():
+        run, folder = source.parent.parent, source
+    else:
+        raise ColorganError(
+            f"{source}: not a run folder (no recipe.yaml) nor a checkpoint folder (RUN/checkpoints/step-N)"
+        )
+    try:
+        recipe = from_dict(yaml.safe_load((run / "recipe.yaml").read_text()) or {})
+    except yaml.YAMLError as err:
+        raise ColorganError(f"{run / 'recipe.yaml'}: not valid YAML ({err})") from None
+    from colorgan.registry.plugins import load_recipe_plugins
+
+    load_recipe_plugins(recipe.plugins)
+    root = resolve_data_path(recipe.data)
+    _, schema = read_dataset(root)
+    generator = build_generator(recipe, schema)
+    state, origin = checkpoint_weights(folder)
+    try:
+        generator.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ModelFileError(
+            f"{folder / origin.split()[0]}: the weights do not fit the generator rebuilt from "
+            f"{run / 'recipe.yaml'} and the schema of {root} (has the dataset changed since training?): "
+            f"{str(err).splitlines()[0]}"
+        ) from None
+    return export(generator, recipe, schema, out)

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from colorgan import checkpoint
 from colorgan.data.images import WHITE, fit_image, has_alpha, open_image, to_pil, to_sketch, to_tensor, unfit_image
 from colorgan.data.schema import ConditionSchema
-from colorgan.errors import ColorganError, ConditionError
+from colorgan.errors import ColorganError
 from colorgan.recipe import Recipe
 
 GAP = 2          # pixels between sweep tiles

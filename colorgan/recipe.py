@@ -103,7 +103,7 @@ class Recipe:
     plugins: list[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     condition: dict[str, Any] = _component("onehot")
-    generator: dict[str, Any] = _component("unet")
+    generator: dict[str, Any] = _component("unet", depth=6)
     discriminator: dict[str, Any] = _component("patchgan")
     loss: dict[str, Any] = _component("vanilla")
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)

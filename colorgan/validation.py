@@ -1,29 +1,44 @@
-"""Validation during training: the held-out split's L1 and PSNR, logged as `val_*`."""
+"""Validation during training: the held-out split scored by `colorgan evaluate`'s own function.
+
+Logged as `val_psnr`, `val_ssim`, `val_l1` (mean |RGB| difference in [0, 1] units, as
+`colorgan evaluate` reports it: half the training loss's [-1, 1] units), and per attribute
+`val_condition_error_<attr>` (ΔE00) and `val_condition_accuracy_<attr>`. A metric with nothing to
+judge is NaN (written as null in metrics.jsonl).
+"""
 
 from __future__ import annotations
 
-import torch
-from torch.utils.data import DataLoader
+from collections.abc import Set
+from typing import Iterator
 
-from colorgan.data import make_collate
+import torch
+
+from colorgan.evaluate import evaluate_generator, flatten, validation_references
 from colorgan.recipe import Recipe
 
-LOWER_IS_BETTER = frozenset({"val_l1"})
+
+class _LowerIsBetter(Set):
+    """Metric names where smaller is better: fixed names plus every `val_condition_error_<attr>`."""
+
+    _names = frozenset({"val_l1"})
+    _prefixes = ("val_condition_error_",)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._names or name.startswith(self._prefixes))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+LOWER_IS_BETTER = _LowerIsBetter()
 
 
 @torch.no_grad()
 def validate_generator(generator, dataset, device, recipe: Recipe, batch_size: int = 32) -> dict[str, float]:
-    """Mean L1 (in [-1, 1] units, as the training loss) and PSNR (on [0, 1]) over `dataset`."""
-    was_training = generator.training
-    generator.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collate(generator.encode))
-    l1_sum, psnr_sum, n = 0.0, 0.0, 0
-    for batch in loader:
-        fake, _ = generator(batch["sketch"].to(device), batch["cond"].to(device))
-        fake, target = fake.float(), batch["target"].to(device).float()
-        l1_sum += (fake - target).abs().mean(dim=(1, 2, 3)).sum().item()
-        mse = (((fake - target) / 2) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-        psnr_sum += (10 * torch.log10(1.0 / mse)).sum().item()
-        n += fake.shape[0]
-    generator.train(was_training)
-    return {"val_l1": l1_sum / n, "val_psnr": psnr_sum / n}
+    """Score `generator` on the held-out `dataset` with `evaluate.evaluate_generator` (val_* keys)."""
+    references = validation_references(dataset, recipe.data)
+    result = evaluate_generator(generator, dataset, device, dataset.schema.names, references, batch_size)
+    return flatten(result, "val_")

@@ -60,7 +60,7 @@ def _by_character(frame: pd.DataFrame, count: int, seed: int) -> tuple[list[int]
         raise DataError(
             f"data.holdout.count: {count} characters cannot be held out of {len(groups)}; "
             f"use a count from 1 to {len(groups) - 1}" if len(groups) > 1 else
-            f"data.holdout: the dataset has a single character (sketch), so none can be held out; "
+            "data.holdout: the dataset has a single character (sketch), so none can be held out; "
             "use holdout: combinations or none"
         )
     held = set(random.Random(seed).sample(sorted(groups), count))

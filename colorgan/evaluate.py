@@ -1,0 +1,206 @@
+"""Score a model on a dataset with ground truth: `evaluate(model, split="test") -> dict`.
+
+The same function scores training's validation (`validation.py`), so `colorgan evaluate` on an
+exported model reproduces the `val_*` numbers its run logged for the same weights.
+
+Images are scored at the model's size (the fitted square the model sees, as in training), as
+uint8 RGB (what a saved PNG holds). Attribute regions need every ground-truth variant of a
+character (a test split alone may lack the pairs that define them), so all rows of the dataset
+that share a scored row's sketch are passed to `metrics.evaluate_images` as references.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from weakref import WeakKeyDictionary
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from colorgan import metrics
+from colorgan.errors import ColorganError, DataError
+
+SPLITS = ("test", "train", "all")
+ValueKey = tuple[str, ...]
+
+
+def _uint8(t: torch.Tensor) -> np.ndarray:
+    """(..., 3, H, W) in [-1, 1] -> (..., H, W, 3) uint8, rounded as `to_pil` does."""
+    t = t.detach().float().cpu().clamp(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8)
+    return t.movedim(-3, -1).numpy()
+
+
+def _base(dataset):
+    return dataset.dataset if isinstance(dataset, Subset) else dataset
+
+
+def sketch_of(dataset) -> dict[int, str]:
+    """Row index -> sketch path (the character) for a ColorDataset (or a Subset of one)."""
+    base = _base(dataset)
+    return {idx: pair[0] for idx, pair in zip(base.indices, base.pairs)}
+
+
+def references_of(dataset, attributes: Sequence[str]) -> dict[str, dict[ValueKey, np.ndarray]]:
+    """{character: {value tuple: ground-truth uint8 RGB}} over every row of a ColorDataset."""
+    refs: dict[str, dict[ValueKey, np.ndarray]] = {}
+    for i in range(len(dataset)):
+        item = dataset[i]
+        key = tuple(str(item["conditions"][a]) for a in attributes)
+        refs.setdefault(dataset.pairs[i][0], {})[key] = _uint8(item["target"][:3])
+    return refs
+
+
+@torch.no_grad()
+def generate_records(generator, dataset, device, batch_size: int = 32) -> list[dict[str, Any]]:
+    """Run the generator over a ColorDataset (or Subset): `metrics.evaluate_images` records."""
+    from colorgan.data import make_collate
+
+    characters = sketch_of(dataset)
+    was_training = generator.training
+    generator.eval()
+    records = []
+    try:
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collate(generator.encode))
+        for batch in loader:
+            fake, _ = generator(batch["sketch"].to(device), batch["cond"].to(device))
+            preds, targets = _uint8(fake[:, :3]), _uint8(batch["target"][:, :3])
+            for pred, target, index, cond in zip(preds, targets, batch["index"].tolist(), batch["conditions"]):
+                records.append({"pred": pred, "target": target,
+                                "character": characters[index], "conditions": cond})
+    finally:
+        generator.train(was_training)
+    return records
+
+
+def evaluate_generator(generator, dataset, device, attributes: Sequence[str],
+                       references: Mapping[str, Mapping[ValueKey, Any]] | None = None,
+                       batch_size: int = 32) -> dict[str, Any]:
+    """The shared core: generate for every row of `dataset`, score with `metrics.evaluate_images`."""
+    records = generate_records(generator, dataset, device, batch_size)
+    return metrics.evaluate_images(records, list(attributes), references)
+
+
+def flatten(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """`{"psnr", ..., "condition_error": {a: x}}` -> `{prefix+"psnr", prefix+"condition_error_a"}`;
+    None (nothing to judge) becomes NaN, so a logged metric keeps its key."""
+    flat: dict[str, float] = {}
+    for key, value in result.items():
+        if key == "n":
+            continue
+        if isinstance(value, Mapping):
+            for attr, v in value.items():
+                flat[f"{prefix}{key}_{attr}"] = math.nan if v is None else float(v)
+        else:
+            flat[f"{prefix}{key}"] = math.nan if value is None else float(value)
+    return flat
+
+
+# --- validation during training -------------------------------------------------------------
+
+_VALIDATION_REFERENCES: "WeakKeyDictionary[Any, dict]" = WeakKeyDictionary()
+
+
+def validation_references(dataset, data_cfg) -> dict[str, dict[ValueKey, np.ndarray]] | None:
+    """References for a held-out ColorDataset: every row of its characters in the dataset folder.
+
+    Decoded once per dataset object (cached), since validation runs every `eval_every` steps.
+    None for a dataset that is not a Metadata.csv ColorDataset (its own targets are used then).
+    """
+    if dataset in _VALIDATION_REFERENCES:
+        return _VALIDATION_REFERENCES[dataset]
+    if not all(hasattr(dataset, a) for a in ("root", "pairs", "indices", "schema")):
+        return None
+    from colorgan.data.dataset import ColorDataset
+    from colorgan.data.metadata import read_metadata
+
+    frame, _ = read_metadata(dataset.root)
+    sketches = {p[0] for p in dataset.pairs}
+    mine = set(dataset.indices)
+    rows = [i for i, s in enumerate(frame["input"]) if s in sketches and i not in mine]
+    refs: dict[str, dict[ValueKey, np.ndarray]] = {}
+    if rows:
+        others = ColorDataset(dataset.root, frame.iloc[rows], dataset.schema, data_cfg.image_size,
+                              data_cfg.sketch_channels, data_cfg.keep_alpha, data_cfg.fit)
+        refs = references_of(others, dataset.schema.names)
+    _VALIDATION_REFERENCES[dataset] = refs
+    return refs
+
+
+# --- evaluating a model file ----------------------------------------------------------------
+
+
+def evaluate(model: Any, data_path: str | Path | None = None, split: str = "test",
+             device: str | torch.device | None = None, batch_size: int = 32) -> dict[str, Any]:
+    """Score a model (path or `Colorizer`) on a dataset with ground truth.
+
+    `split="test"` / `"train"`: the split the model's recipe made (same holdout, same seed) of
+    the recipe's dataset, or of `data_path` if given. `"all"`: every row of the dataset (e.g. one
+    the model never saw). Returns `{"psnr", "ssim", "l1", "condition_error": {attr: ΔE00},
+    "condition_accuracy": {attr: share}, "n"}` (see `metrics.evaluate_images`).
+    """
+    from colorgan.data import resolve_data_path
+    from colorgan.data.dataset import ColorDataset
+    from colorgan.data.metadata import read_metadata
+    from colorgan.data.splits import split_frame
+    from colorgan.inference import Colorizer
+
+    if split not in SPLITS:
+        raise ColorganError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    colorizer = model if isinstance(model, Colorizer) else Colorizer.load(model, device)
+    recipe, cfg = colorizer.recipe, colorizer.recipe.data
+    root = Path(data_path).expanduser() if data_path is not None else resolve_data_path(cfg)
+    frame, schema = read_metadata(root)
+    unknown = [a for a in schema.names if a not in colorizer.attributes]
+    if unknown:
+        raise DataError(f"{root}: attribute {unknown[0]!r} is not one this model knows "
+                        f"({', '.join(colorizer.attributes)})")
+    if split == "all":
+        rows = list(range(len(frame)))
+    else:
+        train_rows, test_rows = split_frame(frame, schema, cfg.holdout, recipe.seed)
+        rows = test_rows if split == "test" else train_rows
+        if not rows:
+            raise DataError(f"{root}: the model's recipe (holdout {cfg.holdout.kind}) leaves no {split} rows; "
+                            "use --split all")
+    attrs = schema.names
+    conditions = frame[attrs].iloc[rows].drop_duplicates()
+    colorizer.encode([dict(zip(attrs, v)) for v in conditions.itertuples(index=False, name=None)])
+    sketches = set(frame["input"].iloc[rows])
+    ref_rows = [i for i, s in enumerate(frame["input"]) if s in sketches]
+    dataset = ColorDataset(root, frame.iloc[ref_rows], schema, cfg.image_size, cfg.sketch_channels,
+                           cfg.keep_alpha, cfg.fit)
+    wanted = set(rows)
+    subset = Subset(dataset, [p for p, idx in enumerate(dataset.indices) if idx in wanted])
+    return evaluate_generator(colorizer.generator, subset, colorizer.device, attrs,
+                              references_of(dataset, attrs), batch_size)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """The evaluation as a plain-text table: overall metrics, then one line per attribute."""
+    lines = [
+        f"images       {result['n']}",
+        f"PSNR (dB)    {_fmt(result['psnr'], 2)}",
+        f"SSIM         {_fmt(result['ssim'])}",
+        f"L1           {_fmt(result['l1'], 4)}",
+        "",
+    ]
+    attrs = list(result["condition_error"])
+    width = max([len("attribute"), *map(len, attrs)])
+    lines.append(f"{'attribute'.ljust(width)}  condition error (ΔE00)  condition accuracy")
+    for a in attrs:
+        err, acc = result["condition_error"][a], result["condition_accuracy"][a]
+        lines.append(f"{a.ljust(width)}  {_fmt(err, 2).rjust(22)}  {_fmt(acc).rjust(18)}")
+    errs = [v for v in result["condition_error"].values() if v is not None]
+    accs = [v for v in result["condition_accuracy"].values() if v is not None]
+    lines.append(f"{'(mean)'.ljust(width)}  {_fmt(float(np.mean(errs)) if errs else None, 2).rjust(22)}  "
+                 f"{_fmt(float(np.mean(accs)) if accs else None).rjust(18)}")
+    lines.append("ΔE00 2.3 is about a just-noticeable difference; accuracy: share of images whose region "
+                 "colour is nearest the requested value's.")
+    return "\n".join(lines)
