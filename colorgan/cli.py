@@ -157,5 +157,95 @@ def data_check(path: Path) -> None:
         raise BadInput(f"{path}: {len(report.problems)} problem(s) found")
 
 
+# --- using a model ------------------------------------------------------------------------------
+
+
+@cli.command("export")
+@click.argument("source", metavar="RUN_OR_CHECKPOINT", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--onnx", "onnx_out", type=click.Path(path_type=Path), metavar="OUT.onnx",
+              help="Also export the generator to ONNX (needs: pip install colorgan[onnx]).")
+def export_cmd(source: Path, out: Path, onnx_out: Path | None) -> None:
+    """Write a model file from a run folder (its model, else its latest checkpoint) or a checkpoint folder."""
+    import importlib.util
+
+    from colorgan.checkpoint import export_from_run
+
+    if onnx_out is not None and importlib.util.find_spec("onnx") is None:
+        raise BadInput("--onnx needs the onnx package: pip install colorgan[onnx]")
+    path = export_from_run(source, out)
+    click.echo(f"model: {path}")
+    if onnx_out is not None:
+        from colorgan.onnx_export import export_onnx
+
+        result = export_onnx(path, onnx_out)
+        check = (f"matches PyTorch (max difference {result.max_difference:.1e})" if result.checked
+                 else "not checked: onnxruntime is not installed")
+        click.echo(f"onnx: {result.path} ({check})")
+
+
+@cli.command("sample")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
+@click.option("-c", "--condition", "conditions", multiple=True, metavar="ATTR=VALUE",
+              help="A colour condition, e.g. -c hair=crimson -c shirt=navy.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("samples"), show_default=True,
+              help="Output folder.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="ATTR",
+              help="Write a grid over every value of ATTR (give twice for rows x columns).")
+@click.option("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--keep-alpha", is_flag=True, help="Keep the input's transparency (RGBA output).")
+def sample_cmd(model: Path, inputs: tuple[str, ...], conditions: tuple[str, ...], out: Path,
+               sweeps: tuple[str, ...], device: str | None, batch_size: int, keep_alpha: bool) -> None:
+    """Colour INPUT sketches (files, folders or globs) with MODEL; all outputs or none."""
+    from colorgan.inference import parse_conditions, sample_files
+
+    written = sample_files(model, inputs, parse_conditions(conditions), out, sweeps, device, batch_size, keep_alpha)
+    for path in written:
+        click.echo(str(path))
+
+
+@cli.command("info")
+@click.argument("model", type=click.Path(path_type=Path))
+def info_cmd(model: Path) -> None:
+    """Print what a model file holds: schema, components, image size, format version, recipe."""
+    from colorgan.inference import describe_model
+
+    click.echo(describe_model(model))
+
+
+@cli.command("evaluate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data_path", metavar="[DATA]", required=False, type=click.Path(path_type=Path))
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="test/train: the model recipe's split of DATA; all: every row (a dataset the model never saw).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--device", help="cpu, cuda, ... (default: cuda if available).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+def evaluate_cmd(model: Path, data_path: Path | None, split: str, as_json: bool, device: str | None,
+                 batch_size: int) -> None:
+    """Score MODEL on DATA (default: the dataset in its recipe): PSNR, SSIM, L1, condition error/accuracy."""
+    import json
+
+    from colorgan.evaluate import evaluate, format_table
+    from colorgan.inference import parse_device
+
+    result = evaluate(model, data_path, split, device=parse_device(device), batch_size=batch_size)
+    click.echo(json.dumps(result) if as_json else format_table(result))
+
+
+@cli.command("report")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="PNG to write (default RUN/report.png).")
+@click.option("--sheets", type=click.IntRange(min=0), default=4, show_default=True,
+              help="How many sample sheets to show, evenly spaced over training.")
+def report_cmd(run: Path, out: Path | None, sheets: int) -> None:
+    """Draw RUN's loss and validation curves and its sample sheets over training into one PNG."""
+    from colorgan.report import make_report
+
+    click.echo(f"report: {make_report(run, out, sheets).path}")
+
+
 def main() -> None:
     cli(prog_name="colorgan")

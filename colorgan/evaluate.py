@@ -100,7 +100,7 @@ def flatten(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 
 # --- validation during training -------------------------------------------------------------
 
-_VALIDATION_REFERENCES: "WeakKeyDictionary[Any, dict]" = WeakKeyDictionary()
+_VALIDATION_REFERENCES: WeakKeyDictionary = WeakKeyDictionary()
 
 
 def validation_references(dataset, data_cfg) -> dict[str, dict[ValueKey, np.ndarray]] | None:

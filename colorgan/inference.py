@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from colorgan import checkpoint
 from colorgan.data.images import WHITE, fit_image, has_alpha, open_image, to_pil, to_sketch, to_tensor, unfit_image
 from colorgan.data.schema import ConditionSchema
-from colorgan.errors import ColorganError
+from colorgan.errors import ColorganError, ConditionError
 from colorgan.recipe import Recipe
 
 GAP = 2          # pixels between sweep tiles
@@ -159,6 +159,24 @@ class Colorizer:
         rgb.putalpha(alpha)
         return rgb
 
+    def sweep_conditions(self, attributes: Sequence[str], fixed: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The checked condition dicts of a sweep, row by row (first attribute) then column."""
+        if not 1 <= len(attributes) <= 2:
+            raise ColorganError(f"sweep: give one or two attributes, got {len(attributes)}")
+        if len(set(attributes)) != len(attributes):
+            raise ColorganError(f"sweep: attribute {attributes[0]!r} given twice")
+        row_attr = attributes[0] if len(attributes) == 2 else None
+        col_attr = attributes[-1]
+        combos = []
+        for rv in (self.schema.values(row_attr) if row_attr else [None]):
+            for cv in self.schema.values(col_attr):
+                combo = {**fixed, col_attr: cv}
+                if row_attr:
+                    combo[row_attr] = rv
+                combos.append(combo)
+        self.encode(combos)
+        return combos
+
     def sweep(self, image: Any, *attributes: str, conditions: Mapping[str, Any] | None = None,
               **values: Any) -> Image.Image:
         """A labelled grid of one sketch coloured with every value combination of 1 or 2 attributes.
@@ -169,23 +187,11 @@ class Colorizer:
         padded square the model sees); labels sit above the columns (rotated when wider than a
         tile) and left of the rows. The layout is in `image.info["grid"]`.
         """
-        if not 1 <= len(attributes) <= 2:
-            raise ColorganError(f"sweep: give one or two attributes, got {len(attributes)}")
-        if len(set(attributes)) != len(attributes):
-            raise ColorganError(f"sweep: attribute {attributes[0]!r} given twice")
-        fixed = {**(conditions or {}), **values}
+        combos = self.sweep_conditions(attributes, {**(conditions or {}), **values})
         row_attr = attributes[0] if len(attributes) == 2 else None
         col_attr = attributes[-1]
         row_values = list(self.schema.values(row_attr)) if row_attr else [None]
         col_values = list(self.schema.values(col_attr))
-        combos = []
-        for rv in row_values:
-            for cv in col_values:
-                combo = {**fixed, col_attr: cv}
-                if row_attr:
-                    combo[row_attr] = rv
-                combos.append(combo)
-        self.encode(combos)
         sketch = self.prepare(image)
         tiles = []
         for start in range(0, len(combos), 64):
@@ -226,3 +232,180 @@ def _grid(tiles: list[Image.Image], rows: int, cols: int, tile: int, row_labels:
         sheet.paste(t.convert("RGB"), (left + c * (tile + GAP), top + r * (tile + GAP)))
     sheet.info["grid"] = {"rows": rows, "cols": cols, "tile": tile, "gap": GAP, "left": left, "top": top}
     return sheet
+
+
+# --- files in, files out (`colorgan sample`) ---------------------------------------------------
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+
+def parse_conditions(items: Sequence[str]) -> dict[str, str]:
+    """`["hair=crimson", "shirt=navy"]` -> `{"hair": "crimson", "shirt": "navy"}`."""
+    out: dict[str, str] = {}
+    for item in items:
+        attr, sep, value = item.partition("=")
+        attr, value = attr.strip(), value.strip()
+        if not sep or not attr or not value:
+            raise ConditionError(f"-c {item}: expected ATTRIBUTE=VALUE, e.g. -c hair=crimson")
+        if attr in out:
+            raise ConditionError(f"-c {attr}: given twice ({out[attr]!r} and {value!r})")
+        out[attr] = value
+    return out
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files as given; a folder -> its images (sorted, not recursive); a glob -> its image matches."""
+    import glob
+
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise ColorganError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            found.extend(images)
+        elif path.is_file():
+            found.append(path)
+        elif glob.has_magic(str(item)):
+            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            images = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            if not images:
+                raise ColorganError(f"{item}: matches no image files")
+            found.extend(images)
+        else:
+            raise ColorganError(f"{item}: no such file, folder or pattern")
+    return list(dict.fromkeys(found))
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe spelling of a condition value (`#ff0000` -> `ff0000`, spaces -> `_`)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._=+-]", "_", text.replace("#", "")).strip(".") or "_"
+
+
+def output_name(stem: str, conditions: Mapping[str, str], attributes: Sequence[str],
+                sweep: Sequence[str] = ()) -> str:
+    """`<stem>-hair=crimson-shirt=navy.png`; `<stem>-sweep-hair-shirt.png` for a sweep (fixed
+    conditions of other attributes appended); attributes in the model's order."""
+    parts = [safe_name(stem)]
+    if sweep:
+        parts += ["sweep", *map(safe_name, sweep)]
+    parts += [f"{safe_name(a)}={safe_name(str(conditions[a]))}" for a in attributes
+              if a in conditions and a not in sweep]
+    if len(parts) == 1:
+        parts.append("colorized")
+    return "-".join(parts) + ".png"
+
+
+def parse_device(device: str | None) -> torch.device | None:
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ColorganError(f"--device {device}: {err}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ColorganError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+    return dev
+
+
+def sample_files(model: str | Path, inputs: Sequence[str | Path], conditions: Mapping[str, str],
+                 out: str | Path = "samples", sweep: Sequence[str] = (), device: str | None = None,
+                 batch_size: int = 16, keep_alpha: bool = False) -> list[Path]:
+    """Colour every input file into `out`; all or nothing.
+
+    Everything that can be checked is checked before any work (model file, conditions, inputs,
+    names); outputs are written under temporary names and renamed only when every one is done,
+    so a failure (an unreadable image, a full disk) leaves nothing behind.
+    """
+    import os
+
+    colorizer = Colorizer.load(model, parse_device(device))
+    conditions = dict(conditions)
+    sweep = list(sweep)
+    if sweep:
+        colorizer.sweep_conditions(sweep, conditions)  # raises for unknown attributes / values
+    else:
+        colorizer.encode([conditions])
+    files = expand_inputs(inputs)
+    if not files:
+        raise ColorganError("no input images given")
+    out = Path(out).expanduser()
+    names = [output_name(f.stem, conditions, colorizer.attributes, sweep) for f in files]
+    clashes = {n for n in names if names.count(n) > 1}
+    if clashes:
+        same = [str(f) for f, n in zip(files, names) if n in clashes]
+        raise ColorganError(f"inputs {', '.join(same[:3])} would write the same output name; "
+                            "sample them into different --out folders")
+    targets = [out / n for n in names]
+    inputs_resolved = {f.resolve() for f in files}
+    if any(t.resolve() in inputs_resolved for t in targets):
+        raise ColorganError(f"{out}: an output would replace one of the inputs; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise ColorganError(f"{out}: exists and is not a folder")
+    created = [p for p in [out, *out.parents] if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ColorganError(f"{out}: cannot create output folder ({err.strerror or err})") from None
+    temps: list[Path] = []
+    try:
+        for start in range(0, len(files), batch_size):
+            chunk = files[start:start + batch_size]
+            if sweep:
+                results = [colorizer.sweep(f, *sweep, conditions=conditions) for f in chunk]
+            else:
+                results = colorizer.colorize(chunk, conditions, keep_alpha=keep_alpha, batch_size=batch_size)
+            for image, target in zip(results, targets[start:start + batch_size]):
+                tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}.png")
+                temps.append(tmp)
+                image.save(tmp, format="PNG")
+        for tmp, target in zip(temps, targets):
+            os.replace(tmp, target)
+    except BaseException as err:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        for folder in created:  # innermost first; only the empty ones this call made
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        if isinstance(err, OSError):
+            raise ColorganError(f"{out}: cannot write output images ({err.strerror or err})") from None
+        raise
+    return targets
+
+
+# --- describing a model file (`colorgan info`) -------------------------------------------------
+
+
+def describe_model(path: str | Path) -> str:
+    """What a model file holds, from its metadata alone (nothing is built or unpickled)."""
+    import yaml
+    from safetensors import safe_open
+
+    meta = checkpoint.read_metadata(path)
+    recipe = meta.get("recipe") or {}
+    schema = meta.get("schema") or {}
+    with safe_open(str(path), framework="pt") as f:
+        params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())  # noqa: SIM118 - safe_open is not a dict
+    lines = [f"model file       {path}",
+             f"format version   {meta.get('format_version')}",
+             f"image size       {meta.get('image_size')} px",
+             f"channels         {meta.get('channels')}",
+             f"tensors          {params:,} values (generator + condition encoder)",
+             "", "schema (attributes and values):"]
+    for attr, values in schema.items():
+        lines.append(f"  {attr}: {', '.join(values)}")
+    lines += ["", "components:"]
+    for section in ("condition", "generator", "discriminator", "loss"):
+        comp = dict(recipe.get(section) or {})
+        kind = comp.pop("type", "?")
+        options = ", ".join(f"{k}={v}" for k, v in comp.items())
+        lines.append(f"  {section:<14} {kind}" + (f" ({options})" if options else ""))
+    lines += [("  (the file holds the condition encoder and the generator; the discriminator and loss "
+               "are recorded for reference)"), "", "recipe:"]
+    lines += ["  " + line for line in yaml.safe_dump(recipe, sort_keys=False).splitlines()]
+    return "\n".join(lines)

@@ -62,6 +62,8 @@ def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
 def sample_sheets(run: Path, count: int = 4) -> list[tuple[int, Path]]:
     """Up to `count` sample sheets, evenly spaced over training, first and last included."""
     folder = run / "samples"
+    if count <= 0:
+        return []
     found = sorted((int(m.group(1)), p) for p in folder.glob("step-*.png") if (m := _SHEET.match(p.name))) \
         if folder.is_dir() else []
     if len(found) <= count:

@@ -8,8 +8,8 @@ judge is NaN (written as null in metrics.jsonl).
 
 from __future__ import annotations
 
-from collections.abc import Set
-from typing import Iterator
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 
 import torch
 
@@ -17,7 +17,7 @@ from colorgan.evaluate import evaluate_generator, flatten, validation_references
 from colorgan.recipe import Recipe
 
 
-class _LowerIsBetter(Set):
+class _LowerIsBetter(AbstractSet):
     """Metric names where smaller is better: fixed names plus every `val_condition_error_<attr>`."""
 
     _names = frozenset({"val_l1"})
