@@ -41,9 +41,14 @@ def export(generator: torch.nn.Module, recipe: Recipe, schema: ConditionSchema, 
     try:
         save_file(tensors, str(tmp), metadata=metadata)
         os.replace(tmp, path)
-    except OSError as err:
+    except (OSError, SafetensorError) as err:
+        from colorgan.run_state import write_failure
+
         tmp.unlink(missing_ok=True)
-        raise ColorganError(f"{path}: cannot write model file ({err.strerror or err})") from None
+        reason = write_failure(err, path.parent)
+        if reason is None:
+            raise
+        raise ColorganError(f"{path}: cannot write model file ({reason})") from None
     return path
 
 
@@ -54,6 +59,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(
             f"{path}: pickle-based model files are refused (they can run code); use a colorgan .safetensors file"
         )
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder, not a model file (expected a .safetensors file)")
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
     try:
@@ -74,6 +81,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             f"{path}: model format version {meta['format_version']} is newer than this colorgan reads "
             f"({FORMAT_VERSION}); upgrade colorgan"
         )
+    for key in ("recipe", "schema"):  # everything downstream reads these as mappings
+        if not isinstance(meta.get(key), dict):
+            raise ModelFileError(
+                f"{path}: damaged colorgan metadata (colorgan.{key} is {type(meta.get(key)).__name__}, "
+                "expected a JSON object)"
+            )
     return meta
 
 
@@ -88,13 +101,18 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
         schema = ConditionSchema.from_mapping(meta["schema"])
     except (ColorganError, KeyError, AttributeError, TypeError) as err:
         raise ModelFileError(f"{path}: damaged colorgan metadata ({err})") from None
+    # A model file may come from anyone: the modules its recipe lists under `plugins:` are NOT
+    # imported (that would run code a stranger named). Components come from what is registered
+    # already: built-ins, installed entry-point plugins, and modules this process imported itself.
     try:
-        from colorgan.registry.plugins import load_recipe_plugins
-
-        load_recipe_plugins(recipe.plugins)
         generator = build_generator(recipe, schema)
     except ColorganError as err:
-        raise ModelFileError(f"{path}: cannot rebuild the model: {err} (is the plugin that provides it installed?)") from None
+        listed = f"; its recipe lists plugins: {', '.join(recipe.plugins)}" if recipe.plugins else ""
+        raise ModelFileError(
+            f"{path}: cannot rebuild the model: {err}. The component comes from a plugin that is not "
+            f"installed{listed} (model files never import plugins; install the package that provides "
+            "it, or import the module yourself if you trust it)"
+        ) from None
     try:
         state = load_file(str(path), device=str(device))
         generator.load_state_dict(state, strict=True)

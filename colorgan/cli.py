@@ -247,5 +247,62 @@ def report_cmd(run: Path, out: Path | None, sheets: int) -> None:
     click.echo(f"report: {make_report(run, out, sheets).path}")
 
 
+# --- benchmarks ---------------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def bench() -> None:
+    """Measure speed and quality on this machine (never in tests: here)."""
+
+
+def _print_flat(result: dict) -> None:
+    for key, value in result.items():
+        click.echo(f"{key:<26} {value:.4g}" if isinstance(value, float) else f"{key:<26} {value}")
+
+
+@bench.command("speed")
+@click.option("--recipe", "recipe_path", type=click.Path(path_type=Path), default=Path("recipes/quickstart.yaml"),
+              show_default=True)
+@overrides_option
+@click.option("--steps", type=click.IntRange(min=4), default=30, show_default=True,
+              help="Steps of colorgan's loop to time.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_speed(recipe_path: Path, overrides: tuple[str, ...], steps: int, as_json: bool) -> None:
+    """Training and sampling images/s, colorgan's loop vs a plain PyTorch loop, FLOPs, roofline."""
+    from colorgan import recipe as recipes
+    from colorgan.bench import speed
+
+    import json
+
+    result = speed(recipes.load_validated(recipe_path, overrides), steps=steps)
+    click.echo(json.dumps(result)) if as_json else _print_flat(result)
+
+
+@bench.command("quality")
+@click.option("--recipe", "recipe_path", type=click.Path(path_type=Path), default=Path("recipes/quickstart.yaml"),
+              show_default=True)
+@overrides_option
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="Wall-clock training budget.")
+@click.option("--out", type=click.Path(path_type=Path), help="Keep the run folder here (default: temporary).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_quality(recipe_path: Path, overrides: tuple[str, ...], minutes: float, out: Path | None,
+                  as_json: bool) -> None:
+    """Train for a time budget, then score the held-out split (the metrics of `evaluate`)."""
+    from colorgan import recipe as recipes
+    from colorgan.bench import quality
+
+    import json
+
+    from colorgan.evaluate import format_table
+
+    result = quality(recipes.load_validated(recipe_path, overrides), minutes, out)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(format_table(result))
+        _print_flat({k: result[k] for k in ("steps", "images_seen", "minutes")})
+
+
 def main() -> None:
     cli(prog_name="colorgan")

@@ -60,6 +60,7 @@ class Colorizer:
     def load(cls, path: str | Path, device: str | torch.device | None = None) -> "Colorizer":
         """Load a colorgan `.safetensors` model file (ModelFileError if it is not a usable one)."""
         device = torch.device(device) if device is not None else default_device()
+        check_metadata(path, checkpoint.read_metadata(path))
         generator, recipe, schema = checkpoint.load(path, device)
         return cls(generator, recipe, schema, device)
 
@@ -81,6 +82,14 @@ class Colorizer:
     def supports_unspecified(self) -> bool:
         """Whether an attribute may be left out (the model was trained with condition dropout)."""
         return bool(getattr(self.generator.condition, "supports_unspecified", False))
+
+    def check_given(self, conditions: Mapping[str, Any]) -> None:
+        """Refuse unknown attributes and values among the conditions given (missing ones are
+        not checked here: `encode` does that), so the most specific error comes first."""
+        filled = {a: self.schema.values(a)[0] for a in self.attributes}
+        for attr, value in conditions.items():
+            self.schema.values(attr)  # unknown attribute -> ConditionError listing them
+            self.encode([{**filled, attr: value}])
 
     def encode(self, conditions: Sequence[Mapping[str, Any]]) -> torch.Tensor:
         """Check and encode a batch of condition dicts (ConditionError for unknown or missing ones)."""
@@ -299,6 +308,41 @@ def output_name(stem: str, conditions: Mapping[str, str], attributes: Sequence[s
     return "-".join(parts) + ".png"
 
 
+def check_image_file(path: Path) -> None:
+    """Cheap up-front check (header only) that `path` is an image Pillow can open."""
+    from PIL import UnidentifiedImageError
+
+    from colorgan.errors import DataError
+
+    try:
+        with Image.open(path) as img:
+            img.size  # noqa: B018 - the header is read on open
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image Pillow can read (PNG, JPEG or WebP expected)") from None
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{path}: refused as a possible decompression bomb ({err})") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read image ({err.strerror or err})") from None
+
+
+def check_metadata(path: str | Path, meta: Mapping[str, Any]) -> None:
+    """Refuse metadata of the wrong shape with a message naming the key (ModelFileError)."""
+    from colorgan.errors import ModelFileError
+
+    def bad(key: str, what: str) -> ModelFileError:
+        return ModelFileError(f"{path}: damaged colorgan metadata: {key} {what}")
+
+    recipe, schema = meta.get("recipe"), meta.get("schema")
+    if not isinstance(recipe, Mapping):
+        raise bad("recipe", f"is {type(recipe).__name__}, expected a mapping of recipe sections")
+    if not isinstance(schema, Mapping) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in schema.values()):
+        raise bad("schema", "is not a mapping of attribute -> list of values")
+    for key in ("condition", "generator"):
+        if not isinstance(recipe.get(key, {}), Mapping):
+            raise bad(f"recipe.{key}", "is not a mapping {type: NAME, ...}")
+
+
 def parse_device(device: str | None) -> torch.device | None:
     if device is None:
         return None
@@ -325,13 +369,18 @@ def sample_files(model: str | Path, inputs: Sequence[str | Path], conditions: Ma
     colorizer = Colorizer.load(model, parse_device(device))
     conditions = dict(conditions)
     sweep = list(sweep)
-    if sweep:
-        colorizer.sweep_conditions(sweep, conditions)  # raises for unknown attributes / values
-    else:
-        colorizer.encode([conditions])
+    colorizer.check_given(conditions)
+    for attr in sweep:
+        colorizer.schema.values(attr)
     files = expand_inputs(inputs)
     if not files:
         raise ColorganError("no input images given")
+    for f in files:
+        check_image_file(f)
+    if sweep:
+        colorizer.sweep_conditions(sweep, conditions)  # raises for missing conditions too
+    else:
+        colorizer.encode([conditions])
     out = Path(out).expanduser()
     names = [output_name(f.stem, conditions, colorizer.attributes, sweep) for f in files]
     clashes = {n for n in names if names.count(n) > 1}
@@ -387,21 +436,21 @@ def describe_model(path: str | Path) -> str:
     from safetensors import safe_open
 
     meta = checkpoint.read_metadata(path)
-    recipe = meta.get("recipe") or {}
-    schema = meta.get("schema") or {}
+    check_metadata(path, meta)
+    recipe, schema = meta["recipe"], meta["schema"]
     with safe_open(str(path), framework="pt") as f:
         params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())  # noqa: SIM118 - safe_open is not a dict
     lines = [f"model file       {path}",
              f"format version   {meta.get('format_version')}",
              f"image size       {meta.get('image_size')} px",
-             f"channels         {meta.get('channels')}",
+             f"channels         {_channels(meta.get('channels'))}",
              f"tensors          {params:,} values (generator + condition encoder)",
              "", "schema (attributes and values):"]
     for attr, values in schema.items():
         lines.append(f"  {attr}: {', '.join(values)}")
     lines += ["", "components:"]
     for section in ("condition", "generator", "discriminator", "loss"):
-        comp = dict(recipe.get(section) or {})
+        comp = dict(recipe.get(section) or {}) if isinstance(recipe.get(section), Mapping) else {}
         kind = comp.pop("type", "?")
         options = ", ".join(f"{k}={v}" for k, v in comp.items())
         lines.append(f"  {section:<14} {kind}" + (f" ({options})" if options else ""))
@@ -409,3 +458,11 @@ def describe_model(path: str | Path) -> str:
                "are recorded for reference)"), "", "recipe:"]
     lines += ["  " + line for line in yaml.safe_dump(recipe, sort_keys=False).splitlines()]
     return "\n".join(lines)
+
+
+def _channels(channels: Any) -> str:
+    if not isinstance(channels, Mapping):
+        return str(channels)
+    image = channels.get("image")
+    return (f"sketch {channels.get('sketch')} ({'grey' if channels.get('sketch') == 1 else 'grey as RGB'}), "
+            f"image {image} ({'RGBA' if image == 4 else 'RGB'})")

@@ -10,6 +10,7 @@ key; the resolved recipe dumps to YAML and loads back to an equal recipe.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ class TrainConfig:
 
 @dataclass
 class LogConfig:
-    with_: list[str] = field(default_factory=lambda: ["jsonl"])
+    with_: list[Literal["jsonl", "wandb", "tensorboard"]] = field(default_factory=lambda: ["jsonl"])
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"
     project: str = "colorgan"
 
@@ -306,6 +307,18 @@ def validate(recipe: Recipe) -> None:
                 "checkpoint_every", "keep_checkpoints"):
         if getattr(t, key) < 1:
             raise RecipeError(f"train.{key}: expected a positive integer, got {getattr(t, key)}")
+    o = recipe.optimizer
+    for key in ("lr", "d_lr"):
+        value = getattr(o, key)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise RecipeError(f"optimizer.{key}: expected a positive number, got {value}")
+    if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
+        raise RecipeError(f"optimizer.betas: expected two numbers in [0, 1), got {o.betas}")
+    if not (math.isfinite(o.weight_decay) and o.weight_decay >= 0):
+        raise RecipeError(f"optimizer.weight_decay: expected a number >= 0, got {o.weight_decay}")
+    fraction = recipe.data.holdout.fraction
+    if not 0 < fraction < 1:
+        raise RecipeError(f"data.holdout.fraction: expected a number between 0 and 1, got {fraction}")
     size = recipe.data.image_size
     if not 8 <= size <= 4096:
         raise RecipeError(f"data.image_size: expected 8..4096, got {size}")

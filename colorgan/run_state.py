@@ -7,6 +7,7 @@ latest: only `step-*` folders count, `.tmp-*` leftovers are ignored and removed 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -18,6 +19,10 @@ from colorgan.errors import ColorganError
 from colorgan.recipe import COMPONENT_SECTIONS, Recipe
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+
+# Write failures that are the storage's fault (full, over quota, read-only, file too large).
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+_NEARLY_FULL = 1 << 20  # bytes: what a failed write leaves free on a full disk is about nothing
 
 # Recipe keys whose change makes a checkpoint unusable: they decide the modules' shapes.
 MODEL_KEYS = tuple(COMPONENT_SECTIONS) + ("data.image_size", "data.sketch_channels", "data.keep_alpha")
@@ -73,12 +78,12 @@ def save_checkpoint(accelerator, run: Path, step: int, keep: int) -> Path:
     folder = run / "checkpoints"
     final = folder / f"step-{step:06d}"
     tmp = folder / f".tmp-step-{step:06d}"
-    if accelerator.is_main_process:
-        folder.mkdir(parents=True, exist_ok=True)
-        for leftover in folder.glob(".tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-    accelerator.wait_for_everyone()
     try:
+        if accelerator.is_main_process:
+            folder.mkdir(parents=True, exist_ok=True)
+            for leftover in folder.glob(".tmp-*"):  # what a save killed mid-write left
+                shutil.rmtree(leftover, ignore_errors=True)
+        accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp), safe_serialization=True)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
@@ -87,15 +92,41 @@ def save_checkpoint(accelerator, run: Path, step: int, keep: int) -> Path:
             os.replace(tmp, final)
             for _, old in checkpoint_dirs(run)[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
-    except OSError as err:
+    except Exception as err:
+        reason = write_failure(err, folder)
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
+        if reason is None:
+            raise  # not a storage problem: a bug, keep its traceback
         raise ColorganError(
-            f"{final}: cannot write checkpoint ({err.strerror or err}); "
+            f"{final}: cannot write checkpoint ({reason}); "
             f"the last complete one is {latest_checkpoint(run) or 'none'}"
         ) from None
     accelerator.wait_for_everyone()
     return final
+
+
+def write_failure(err: BaseException, folder: Path) -> str | None:
+    """Why a write into `folder` failed, in words, when the cause is the storage; else None.
+
+    OSError says so itself. The writers of a checkpoint do not all pass it on: torch.save on a
+    full disk raises RuntimeError ("unexpected pos ..."), safetensors its own error. Those count as
+    the storage's fault when the disk has (next to) no space left.
+    """
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return None
+    if free < _NEARLY_FULL:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"No space left on device: {free} bytes free; {first}"
+    return None
+
 
 
 def model_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -120,7 +151,12 @@ def prepare_run_folder(run: Path, recipe: Recipe, resume: str | None, overwrite:
         if recipe_file.is_file():
             import yaml
 
-            old = yaml.safe_load(recipe_file.read_text()) or {}
+            try:
+                old = yaml.safe_load(recipe_file.read_text()) or {}
+            except (yaml.YAMLError, OSError, UnicodeDecodeError) as err:
+                raise ColorganError(f"{recipe_file}: cannot read the run's recipe ({err})") from None
+            if not isinstance(old, dict):
+                raise ColorganError(f"{recipe_file}: not a recipe (expected a mapping)")
             diff = model_differences(old, recipe.to_dict())
             if diff:
                 raise ColorganError(
@@ -128,6 +164,8 @@ def prepare_run_folder(run: Path, recipe: Recipe, resume: str | None, overwrite:
                     "start a new run instead"
                 )
         return checkpoint
+    if run.exists() and not run.is_dir():
+        raise ColorganError(f"{run}: exists and is not a folder; --out needs a run folder")
     if run.exists() and any(run.iterdir()):
         if not overwrite:
             raise ColorganError(
@@ -138,6 +176,21 @@ def prepare_run_folder(run: Path, recipe: Recipe, resume: str | None, overwrite:
     return None
 
 
+def create_run_folder(run: Path, recipe: Recipe, clear: bool = False) -> None:
+    """Make the run folder and write its recipe (main process only); `clear` for --overwrite.
+
+    A folder that cannot be made or written (read-only disk, a file in the way, disk full) is a
+    one-line error naming the folder, not a traceback.
+    """
+    try:
+        if clear:
+            clear_run_folder(run)
+        run.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run / "recipe.yaml", recipe.to_yaml())
+    except OSError as err:
+        raise ColorganError(f"{run}: cannot create the run folder ({err.strerror or err})") from None
+
+
 def clear_run_folder(run: Path) -> None:
     """--overwrite: remove what an earlier run wrote (only on the main process)."""
     for name in ("checkpoints", "samples", "wandb", "tensorboard"):
@@ -146,7 +199,16 @@ def clear_run_folder(run: Path) -> None:
         (run / name).unlink(missing_ok=True)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary name and rename: a crash leaves the old file or the new one, never half."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

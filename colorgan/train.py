@@ -76,7 +76,12 @@ def _shared_run_dir(out: Path | None, recipe: Recipe) -> Path:
 
 def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, overwrite: bool = False,
           stop_at: int | None = None, time_limit: float | None = None) -> TrainResult:
-    """Train `recipe`; `stop_at` / `time_limit` (seconds) end early with a checkpoint, as a pause."""
+    """Train `recipe`.
+
+    `stop_at` pauses after that step (checkpoint written, no model: resume later); `time_limit`
+    (seconds) ends the run early as if it were complete (checkpoint and model written), which is
+    how `colorgan bench quality` trains for a fixed wall-clock budget.
+    """
     validate(recipe)
     t = recipe.train
     if t.threads:
@@ -87,14 +92,9 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     state = PartialState(cpu=use_cpu)
     run = _shared_run_dir(out, recipe)
     resume_from = run_state.prepare_run_folder(run, recipe, resume, overwrite)
-    state.wait_for_everyone()
-    if state.is_main_process:
-        if overwrite and resume is None:
-            run_state.clear_run_folder(run)
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "recipe.yaml").write_text(recipe.to_yaml())
-    state.wait_for_everyone()
 
+    # Everything the inputs can get wrong (dataset, component options, batch size) is found before
+    # the run folder is touched, so a refused run leaves no files behind.
     set_seed(recipe.seed)
     data = load_dataset(recipe.data, recipe.seed)
     parts = build_parts(recipe, data.schema)
@@ -103,6 +103,15 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
             raise RecipeError("train.sync_batchnorm: SyncBatchNorm needs GPUs; on the CPU leave it false")
         parts.generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.generator)
         parts.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.discriminator)
+    if len(data.train) < t.batch_size * state.num_processes:
+        raise ColorganError(
+            f"{data.root}: {len(data.train)} training rows, fewer than one batch "
+            f"({t.batch_size} x {state.num_processes} processes); lower train.batch_size"
+        )
+    state.wait_for_everyone()
+    if state.is_main_process:
+        run_state.create_run_folder(run, recipe, clear=overwrite and resume is None)
+    state.wait_for_everyone()
     log_with, init_kwargs = tracker_setup(recipe, run)
     if state.num_processes == 1:
         # Accelerate keeps one global state per process; a second run in the same process (the
@@ -120,11 +129,6 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         dynamo_backend="inductor" if t.compile else None,
     )
     world = accelerator.num_processes
-    if len(data.train) < t.batch_size * world:
-        raise ColorganError(
-            f"{data.root}: {len(data.train)} training rows, fewer than one batch "
-            f"({t.batch_size} x {world} processes); lower train.batch_size"
-        )
     loader = DataLoader(data.train, batch_size=t.batch_size, shuffle=True, drop_last=True,
                         collate_fn=make_collate(parts.generator.encode), num_workers=recipe.data.num_workers,
                         generator=torch.Generator().manual_seed(recipe.seed))
@@ -245,8 +249,9 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
                         ema.update_parameters(G_raw)
                     bar.update(1)
                     on_sync_step(losses, last_log)
-                    pause = (stop_at is not None and progress.step >= stop_at) or (
-                        time_limit is not None and time.perf_counter() - started >= time_limit)
+                    if time_limit is not None and any_rank(time.perf_counter() - started >= time_limit):
+                        total = progress.step
+                    pause = stop_at is not None and progress.step >= stop_at
                     if any_rank(stop.signum is not None):
                         exit_code = 128 + (stop.signum or signal.SIGTERM)
                     if progress.step % t.checkpoint_every == 0 or progress.step >= total or pause or exit_code:
@@ -263,6 +268,13 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
             raise NonFiniteLoss(
                 f"{run}: stopped at step {progress.step + 1}: {err}; last good checkpoint: {last or 'none'} "
                 "(set train.skip_nonfinite: true to skip such steps)"
+            ) from None
+        except OSError as err:  # a sample sheet or metrics line on a full or read-only disk
+            if err.errno not in run_state.STORAGE_ERRNOS:
+                raise
+            raise ColorganError(
+                f"{err.filename or run}: cannot write ({err.strerror}); "
+                f"last complete checkpoint: {run_state.latest_checkpoint(run) or 'none'}"
             ) from None
         finally:
             bar.close()

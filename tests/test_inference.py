@@ -206,6 +206,8 @@ def test_sample_default_out_is_samples(model, sketches, tmp_path, monkeypatch):
     (["-c", "hair=pink", "-c", "shirt=olive"], "unknown value 'pink' for attribute 'hair'; valid: blue"),
     (["-c", "hair=gold"], "missing condition 'shirt'"),
     (["-c", "hair"], "expected ATTRIBUTE=VALUE"),
+    (["-c", "hair=plaid"], "unknown value 'plaid'"),      # named before the missing shirt
+    (["-c", "hat=red"], "unknown attribute 'hat'"),
     (["--sweep", "eyes", "-c", "hair=gold"], "unknown attribute 'eyes'"),
 ])
 def test_sample_refuses_bad_conditions_and_writes_nothing(model, sketches, tmp_path, args, message):
@@ -216,15 +218,25 @@ def test_sample_refuses_bad_conditions_and_writes_nothing(model, sketches, tmp_p
     assert not out.exists()
 
 
-def test_sample_unreadable_image_leaves_nothing_behind(model, sketches, tmp_path):
+def test_sample_not_an_image_is_refused_before_any_work(model, sketches, tmp_path):
     (sketches / "z.png").write_bytes(b"not a png at all")
+    result = invoke("sample", model, sketches / "a.png", sketches / "z.png", "-c", "hair=gold", "--out", tmp_path / "o")
+    assert result.exit_code == 2
+    assert "z.png: not an image" in result.output     # reported before the missing shirt
+    assert not (tmp_path / "o").exists()
+
+
+def test_sample_image_failing_mid_run_leaves_nothing_behind(model, sketches, tmp_path):
+    drawing("RGB", (64, 64)).save(sketches / "z.png")
+    data = (sketches / "z.png").read_bytes()
+    (sketches / "z.png").write_bytes(data[: len(data) // 2])    # valid header, truncated pixels
     out = tmp_path / "out"
     out.mkdir()
     result = invoke("sample", model, sketches / "a.png", sketches / "b.png", sketches / "z.png",
                     "-c", "hair=gold", "-c", "shirt=olive", "--out", out, "--batch-size", "1")
     assert result.exit_code == 2
     assert "z.png" in result.output
-    assert list(out.iterdir()) == []     # a.png and b.png were done, but nothing partial is kept
+    assert list(out.iterdir()) == []     # a and b were written, then removed: nothing partial is kept
 
 
 def test_sample_unwritable_output_folder(model, sketches, tmp_path):
@@ -244,6 +256,21 @@ def test_sample_missing_input(model, tmp_path):
 def test_output_names_are_file_safe():
     name = output_name("x", {"hair": "#ff0000", "shirt": "navy blue"}, ["hair", "shirt"])
     assert name == "x-hair=ff0000-shirt=navy_blue.png"
+
+
+def test_info_and_sample_name_the_damaged_metadata_key(model, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(model), framework="pt") as f:
+        meta = dict(f.metadata())
+    for key, value in (("recipe", "[1, 2]"), ("schema", '"x"')):
+        path = tmp_path / f"{key}.safetensors"
+        save_file(load_file(str(model)), str(path), metadata={**meta, f"colorgan.{key}": value})
+        for args in (["info", path], ["sample", path, tmp_path / "x.png", "-c", "hair=gold"]):
+            result = invoke(*args)
+            assert result.exit_code == 2, result.output
+            assert "damaged colorgan metadata" in result.output and key in result.output
 
 
 def test_info_lists_schema_components_and_recipe(model):
