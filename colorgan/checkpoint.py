@@ -180,8 +180,8 @@ def export_from_run(source: str | Path, out: str | Path) -> Path:
 
     A run folder gives its `model.safetensors` if training finished, else its latest checkpoint.
     A checkpoint folder (`RUN/checkpoints/step-N`) is rebuilt from `RUN/recipe.yaml`, the
-    dataset's condition schema (read from the recipe's data folder, as training read it) and the
-    checkpoint's generator weights (EMA weights when the run kept an EMA).
+    condition schema training saved in `RUN/schema.json` (or, for older runs, read again from the
+    recipe's dataset) and the checkpoint's generator weights (EMA weights when the run kept one).
     """
     import yaml
 
@@ -215,8 +215,12 @@ def export_from_run(source: str | Path, out: str | Path) -> Path:
     from colorgan.registry.plugins import load_recipe_plugins
 
     load_recipe_plugins(recipe.plugins)
-    root = resolve_data_path(recipe.data)
-    _, schema = read_dataset(root)
+    root = run / "schema.json"
+    if root.is_file():
+        schema = ConditionSchema.from_mapping(json.loads(root.read_text()))
+    else:
+        root = resolve_data_path(recipe.data)
+        _, schema = read_dataset(root)
     generator = build_generator(recipe, schema)
     state, origin = checkpoint_weights(folder)
     try:

@@ -195,7 +195,7 @@ def clear_run_folder(run: Path) -> None:
     """--overwrite: remove what an earlier run wrote (only on the main process)."""
     for name in ("checkpoints", "samples", "wandb", "tensorboard"):
         shutil.rmtree(run / name, ignore_errors=True)
-    for name in ("metrics.jsonl", "recipe.yaml", "run.json", "model.safetensors", "best.safetensors"):
+    for name in ("metrics.jsonl", "recipe.yaml", "run.json", "schema.json", "model.safetensors", "best.safetensors"):
         (run / name).unlink(missing_ok=True)
 
 

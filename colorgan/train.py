@@ -159,6 +159,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         accelerator.load_state(str(resume_from))
     accelerator.init_trackers(recipe.name, config=_flat(recipe.to_dict()), init_kwargs=init_kwargs)
     if accelerator.is_main_process:
+        run_state.write_json(run / "schema.json", data.schema.to_dict())
         run_state.write_json(run / "run.json", {
             "world_size": world, "device": str(device), "mixed_precision": t.mixed_precision,
             "torch": torch.__version__, "steps": total, "steps_per_epoch": steps_per_epoch,
