@@ -152,6 +152,8 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is Literal:
+        if value is False and "no" in typing.get_args(tp):
+            value = "no"  # YAML reads an unquoted `no` as false: `mixed_precision: no` means "no"
         if any(value == a and type(value) is type(a) for a in typing.get_args(tp)):
             return value
         raise RecipeError(f"{path}: expected {_type_name(tp)}, got {_describe(value)}")

@@ -78,6 +78,7 @@ def test_overrides(tmp_path):
     assert r.data.holdout.kind == "none"
     assert r.log.with_ == ["jsonl", "tensorboard"]
     assert r.train.ema == 0.999
+    assert recipes.load(path, ["train.mixed_precision=no"]).train.mixed_precision == "no"
     with pytest.raises(RecipeError, match="train.epochs: expected an integer or null, got 'x'"):
         recipes.load(path, ["train.epochs=x"])
     with pytest.raises(RecipeError, match="expected key.path=value"):
