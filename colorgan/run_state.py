@@ -128,7 +128,6 @@ def write_failure(err: BaseException, folder: Path) -> str | None:
     return None
 
 
-
 def model_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Keys of MODEL_KEYS whose values differ between two plain recipes."""
 

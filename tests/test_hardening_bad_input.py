@@ -153,10 +153,11 @@ def plain_safetensors(ctx: Ctx) -> Path:
 
 
 def symlink_out(ctx: Ctx) -> Path:
+    """A row naming a symlink inside the folder whose target (a real image) lies outside it."""
     outside = ctx.tmp / "outside.png"
     Image.new("RGB", (32, 32)).save(outside)
-    return ctx.data(lambda d: (d / "sketches" / "link.png").symlink_to(outside)) and \
-        ctx.rows("sketches/link.png,colored/char-00-blue-olive.png,red,navy")
+    ctx.data(lambda d: (d / "sketches" / "link.png").symlink_to(outside))
+    return ctx.rows("sketches/link.png,colored/char-00-blue-olive.png,red,navy")
 
 
 def replace_image(relative: str, content: Callable[[Path], None]) -> Callable[[Ctx], Path]:

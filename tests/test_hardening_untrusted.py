@@ -134,8 +134,12 @@ def test_a_model_file_listing_plugins_loads_when_its_components_are_known(tmp_pa
     assert not marker.exists() and module not in sys.modules
 
 
-def test_a_plugin_the_user_imported_is_used(tmp_path, model_file, monkeypatch):
+def test_a_plugin_the_user_imported_is_used(tmp_path, model_file, monkeypatch, request):
     """Trust is the user's to give: once they import the plugin themselves, the model loads."""
+    from colorgan.registry import GENERATORS
+
+    monkeypatch.setattr(GENERATORS, "_entries", GENERATORS.entries())  # forget the plugin afterwards
+    request.addfinalizer(lambda: sys.modules.pop("hardening_trusted_plugin", None))
     (tmp_path / "hardening_trusted_plugin.py").write_text(
         "from colorgan.registry import GENERATORS\n"
         "GENERATORS.register('hardening-trusted-unet')(GENERATORS.get('unet'))\n")
