@@ -24,6 +24,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ColorganError as err:
             raise BadInput(str(err)) from None
+        except OSError as err:
+            from colorgan.run_state import STORAGE_ERRNOS
+
+            if err.errno not in STORAGE_ERRNOS:
+                raise
+            raise BadInput(f"{err.filename or 'disk'}: {err.strerror}") from None
 
 
 overrides_option = click.option(

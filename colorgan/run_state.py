@@ -211,3 +211,12 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop metrics.jsonl records after `step`: a resumed run logs those steps again."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if line.strip() and (json.loads(line).get("step") or 0) <= step]
+    write_text_atomic(path, "".join(kept))

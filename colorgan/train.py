@@ -157,6 +157,8 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         accelerator.register_for_checkpointing(ema)
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
+        if accelerator.is_main_process:  # steps after the checkpoint are about to be logged again
+            run_state.truncate_metrics(run / "metrics.jsonl", progress.step)
     accelerator.init_trackers(recipe.name, config=_flat(recipe.to_dict()), init_kwargs=init_kwargs)
     if accelerator.is_main_process:
         run_state.write_json(run / "schema.json", data.schema.to_dict())

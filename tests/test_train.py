@@ -120,3 +120,13 @@ def test_resume_with_a_different_model_is_refused(tmp_path, tiny_recipe, write_r
                                       "-o", "generator.base_channels=16"])
     assert result.exit_code == 2
     assert "recipe changes the model (generator)" in result.output
+
+
+def test_resume_from_an_earlier_checkpoint_logs_each_step_once(tmp_path, tiny_recipe):
+    tiny_recipe["train"].update(log_every=1, checkpoint_every=2, eval_every=100, max_steps=7)
+    recipe = recipes.from_dict(tiny_recipe)
+    run = tmp_path / "run"
+    train(recipe, out=run, stop_at=5)
+    train(recipe, out=run, resume=str(run / "checkpoints" / "step-000004"))
+    steps = [r["step"] for r in read_metrics(run) if "d_loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6, 7]
