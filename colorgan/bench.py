@@ -26,8 +26,8 @@ SPEED_FIELDS = ("train_images_per_s", "reference_images_per_s", "ratio", "flops_
                 "sample_images_per_s_b1", "sample_images_per_s_b64", "peak_memory_mb", "torch", "threads")
 
 
-def _median_rate(run: Callable[[], None], items: int, repeats: int, warmup: int = 2) -> float:
-    """Items per second of `run()`, median over `repeats` timed calls after `warmup` calls."""
+def _rates(run: Callable[[], None], items: int, repeats: int, warmup: int = 2) -> list[float]:
+    """Items per second of each of `repeats` timed calls of `run()`, after `warmup` calls."""
     for _ in range(warmup):
         run()
     rates = []
@@ -35,7 +35,11 @@ def _median_rate(run: Callable[[], None], items: int, repeats: int, warmup: int 
         start = time.perf_counter()
         run()
         rates.append(items / (time.perf_counter() - start))
-    return statistics.median(rates)
+    return rates
+
+
+def _median_rate(run: Callable[[], None], items: int, repeats: int, warmup: int = 2) -> float:
+    return statistics.median(_rates(run, items, repeats, warmup))
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
@@ -92,12 +96,11 @@ def flops_per_image(step: Callable[[], None], batch_size: int) -> float:
     return counter.get_total_flops() / batch_size
 
 
-def _loop_images_per_s(recipe: Recipe, steps: int) -> float:
-    """colorgan's own loop (`train`), timed from its metrics.jsonl after a warm-up interval."""
+def _loop_rates(recipe: Recipe, steps: int, every: int) -> list[float]:
+    """colorgan's own loop (`train`): images/s of each logging interval after the first (warm-up)."""
     from colorgan.recipe import from_dict
     from colorgan.train import train
 
-    every = max(2, steps // 5)
     timed = from_dict(recipe.to_dict(), [
         f"train.max_steps={steps}", f"train.log_every={every}", f"train.sample_every={10**9}",
         f"train.eval_every={10**9}", f"train.checkpoint_every={10**9}", "log.with=[jsonl]"])
@@ -105,7 +108,7 @@ def _loop_images_per_s(recipe: Recipe, steps: int) -> float:
         train(timed, out=Path(tmp) / "run")
         rates = [json.loads(line)["images_per_s"] for line in (Path(tmp) / "run" / "metrics.jsonl").open()
                  if "images_per_s" in line]
-    return statistics.median(rates[1:] or rates)
+    return rates[1:] or rates
 
 
 def _sampling_rate(generator, batch: dict[str, Any], size: int, repeats: int) -> float:
@@ -126,8 +129,16 @@ def speed(recipe: Recipe, steps: int = 30, repeats: int = 5) -> dict[str, Any]:
     step, parts, batch = reference_step(recipe)
     b = recipe.train.batch_size
     flops = flops_per_image(step, b)
-    reference = _median_rate(step, b, repeats)
-    loop = _loop_images_per_s(recipe, steps)
+    # Both loops are timed over intervals of `every` steps; the reference before and after
+    # colorgan's loop, so a machine that speeds up or slows down meanwhile is not blamed on either.
+    every = max(2, steps // 5)
+
+    def reference_rates() -> list[float]:
+        return _rates(lambda: [step() for _ in range(every)], b * every, repeats)
+
+    before = reference_rates()
+    loop = statistics.median(_loop_rates(recipe, steps, every))
+    reference = statistics.median(before + reference_rates())
     fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     ceiling = bf16 if recipe.train.mixed_precision == "bf16" else fp32
     result = {

@@ -205,7 +205,7 @@ def export_cmd(source: Path, out: Path, onnx_out: Path | None) -> None:
 def sample_cmd(model: Path, inputs: tuple[str, ...], conditions: tuple[str, ...], out: Path,
                sweeps: tuple[str, ...], device: str | None, batch_size: int, keep_alpha: bool) -> None:
     """Colour INPUT sketches (files, folders or globs) with MODEL; all outputs or none."""
-    from colorgan.inference import parse_conditions, sample_files
+    from colorgan.sampling import parse_conditions, sample_files
 
     written = sample_files(model, inputs, parse_conditions(conditions), out, sweeps, device, batch_size, keep_alpha)
     for path in written:
@@ -216,7 +216,7 @@ def sample_cmd(model: Path, inputs: tuple[str, ...], conditions: tuple[str, ...]
 @click.argument("model", type=click.Path(path_type=Path))
 def info_cmd(model: Path) -> None:
     """Print what a model file holds: schema, components, image size, format version, recipe."""
-    from colorgan.inference import describe_model
+    from colorgan.sampling import describe_model
 
     click.echo(describe_model(model))
 
@@ -235,7 +235,7 @@ def evaluate_cmd(model: Path, data_path: Path | None, split: str, as_json: bool,
     import json
 
     from colorgan.evaluate import evaluate, format_table
-    from colorgan.inference import parse_device
+    from colorgan.sampling import parse_device
 
     result = evaluate(model, data_path, split, device=parse_device(device), batch_size=batch_size)
     click.echo(json.dumps(result) if as_json else format_table(result))

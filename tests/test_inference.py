@@ -12,7 +12,8 @@ from colorgan import recipe as recipes
 from colorgan.cli import cli
 from colorgan.data import load_dataset, to_pil
 from colorgan.errors import ColorganError, ConditionError
-from colorgan.inference import GAP, Colorizer, output_name
+from colorgan.inference import GAP, Colorizer
+from colorgan.sampling import output_name
 from colorgan.train import train
 
 HAIR = ["blue", "crimson", "darkgreen", "deepskyblue", "gold"]
