@@ -108,7 +108,8 @@ def _loop_rates(recipe: Recipe, steps: int, every: int) -> list[float]:
         train(timed, out=Path(tmp) / "run")
         rates = [json.loads(line)["images_per_s"] for line in (Path(tmp) / "run" / "metrics.jsonl").open()
                  if "images_per_s" in line]
-    return rates[1:] or rates
+    # The first interval warms up; the last ends with the final sample sheet and validation.
+    return rates[1:-1] or rates
 
 
 def _sampling_rate(generator, batch: dict[str, Any], size: int, repeats: int) -> float:
@@ -131,7 +132,7 @@ def speed(recipe: Recipe, steps: int = 30, repeats: int = 5) -> dict[str, Any]:
     flops = flops_per_image(step, b)
     # Both loops are timed over intervals of `every` steps; the reference before and after
     # colorgan's loop, so a machine that speeds up or slows down meanwhile is not blamed on either.
-    every = max(2, steps // 5)
+    every = max(2, steps // 6)
 
     def reference_rates() -> list[float]:
         return _rates(lambda: [step() for _ in range(every)], b * every, repeats)

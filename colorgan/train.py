@@ -145,6 +145,11 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     G, D, g_opt, d_opt, g_sched, d_sched, loader = accelerator.prepare(
         parts.generator, parts.discriminator, g_opt, d_opt, g_sched, d_sched, loader)
     G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
+    for model in (G_raw, D_raw):
+        # The whole step runs inside one `accelerator.autocast()`; the per-model autocast and
+        # fp32-output wrappers `prepare` adds for mixed precision would only cast back and forth.
+        if hasattr(model, "_original_forward"):
+            model.forward = model._original_forward
     models = StepModels(G, D, D_raw, g_opt, d_opt, g_sched, d_sched, parts.loss)
 
     progress = run_state.Progress()
