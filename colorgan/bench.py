@@ -108,8 +108,9 @@ def _loop_rates(recipe: Recipe, steps: int, every: int) -> list[float]:
         train(timed, out=Path(tmp) / "run")
         rates = [json.loads(line)["images_per_s"] for line in (Path(tmp) / "run" / "metrics.jsonl").open()
                  if "images_per_s" in line]
-    # The first interval warms up; the last ends with the final sample sheet and validation.
-    return rates[1:-1] or rates
+    # The first third warms up (at large sizes the allocator settles slowly); the last interval
+    # ends with the final sample sheet and validation.
+    return rates[max(1, len(rates) // 3):-1] or rates
 
 
 def _sampling_rate(generator, batch: dict[str, Any], size: int, repeats: int) -> float:
@@ -125,7 +126,7 @@ def _sampling_rate(generator, batch: dict[str, Any], size: int, repeats: int) ->
     return _median_rate(run, size, repeats)
 
 
-def speed(recipe: Recipe, steps: int = 30, repeats: int = 5) -> dict[str, Any]:
+def speed(recipe: Recipe, steps: int = 60, repeats: int = 5) -> dict[str, Any]:
     """Every field of SPEED_FIELDS, measured on this machine for `recipe`'s model and size."""
     step, parts, batch = reference_step(recipe)
     b = recipe.train.batch_size

@@ -270,7 +270,7 @@ def _print_flat(result: dict) -> None:
 @click.option("--recipe", "recipe_path", type=click.Path(path_type=Path), default=Path("recipes/quickstart.yaml"),
               show_default=True)
 @overrides_option
-@click.option("--steps", type=click.IntRange(min=4), default=30, show_default=True,
+@click.option("--steps", type=click.IntRange(min=4), default=60, show_default=True,
               help="Steps of colorgan's loop to time.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_speed(recipe_path: Path, overrides: tuple[str, ...], steps: int, as_json: bool) -> None:
