@@ -154,3 +154,21 @@ def wait_until(condition, proc, what: str, timeout: float = 120) -> None:
         time.sleep(0.05)
     proc.kill()
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def tiny_model_file(root: Path) -> Path:
+    """A real (untrained) colorgan model file over a 2-character, 32 px icon dataset in `root`."""
+    import copy
+
+    from conftest import TINY
+
+    from colorgan import checkpoint
+    from colorgan import recipe as recipes
+    from colorgan.build import build_generator
+    from colorgan.data.icons import draw_icons
+    from colorgan.data.metadata import read_metadata
+
+    data = draw_icons(root / "data", size=32, characters=2, seed=0)
+    recipe = recipes.from_dict(dict(copy.deepcopy(TINY), data={"path": str(data), "image_size": 32}))
+    _, schema = read_metadata(data)
+    return checkpoint.export(build_generator(recipe, schema), recipe, schema, root / "model.safetensors")

@@ -22,23 +22,14 @@ from PIL import Image
 
 from colorgan.cli import cli
 from conftest import TINY
-from hardening_helpers import bomb_png, marker_plugin, snapshot
+from hardening_helpers import bomb_png, marker_plugin, snapshot, tiny_model_file
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     """A small valid dataset and a valid model file, copied into each case's folder."""
-    from colorgan import checkpoint
-    from colorgan import recipe as recipes
-    from colorgan.build import build_generator
-    from colorgan.data.icons import draw_icons
-    from colorgan.data.metadata import read_metadata
-
     root = tmp_path_factory.mktemp("template")
-    data = draw_icons(root / "data", size=32, characters=2, seed=0)
-    recipe = recipes.from_dict(dict(copy.deepcopy(TINY), data={"path": str(data), "image_size": 32}))
-    _, schema = read_metadata(data)
-    checkpoint.export(build_generator(recipe, schema), recipe, schema, root / "model.safetensors")
+    tiny_model_file(root)
     return root
 
 

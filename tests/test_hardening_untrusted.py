@@ -8,7 +8,6 @@ clear message and that the marker never appears.
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import pickle
 import sys
@@ -26,8 +25,7 @@ from colorgan.cli import cli
 from colorgan.data.images import MAX_PIXELS, open_image
 from colorgan.errors import DataError, ModelFileError, RecipeError
 from colorgan.inference import Colorizer
-from conftest import TINY
-from hardening_helpers import bomb_png, marker_plugin
+from hardening_helpers import bomb_png, marker_plugin, tiny_model_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,15 +48,7 @@ def malicious_pickle(path: Path, marker: Path) -> Path:
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     """A real (untrained) colorgan model file over a tiny icon dataset."""
-    from colorgan.build import build_generator
-    from colorgan.data.icons import draw_icons
-    from colorgan.data.metadata import read_metadata
-
-    root = tmp_path_factory.mktemp("untrusted")
-    data = draw_icons(root / "data", size=32, characters=2, seed=0)
-    recipe = recipes.from_dict(dict(copy.deepcopy(TINY), data={"path": str(data), "image_size": 32}))
-    _, schema = read_metadata(data)
-    return checkpoint.export(build_generator(recipe, schema), recipe, schema, root / "model.safetensors")
+    return tiny_model_file(tmp_path_factory.mktemp("untrusted"))
 
 
 def with_recipe(source: Path, target: Path, change) -> Path:
