@@ -281,7 +281,10 @@ def bench_speed(recipe_path: Path, overrides: tuple[str, ...], steps: int, as_js
     import json
 
     result = speed(recipes.load_validated(recipe_path, overrides), steps=steps)
-    click.echo(json.dumps(result)) if as_json else _print_flat(result)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        _print_flat(result)
 
 
 @bench.command("quality")

@@ -29,23 +29,20 @@ def pick_samples(dataset, schema: ConditionSchema, characters: int = 4, conditio
     Combinations walk the values diagonally (value i of every attribute, shifted per attribute) so
     every value of every attribute shows up in a few columns.
     """
-    seen: dict[int, int] = {}
-    for i in range(len(dataset)):
-        item = dataset[i]
-        ident = hash(item["sketch"].numpy().tobytes())
-        if ident not in seen:
-            seen[ident] = i
-        if len(seen) == characters:
+    first_row: dict[str, int] = {}  # sketch path (the character) -> its first row
+    for i, (sketch_path, _) in enumerate(dataset.pairs):
+        first_row.setdefault(sketch_path, i)
+        if len(first_row) == characters:
             break
     combos = []
     for j in range(conditions):
         combos.append({a: vals[(j + k) % len(vals)] for k, (a, vals) in enumerate(schema.attributes)})
     sketches, conds = [], []
-    for i in seen.values():
+    for i in first_row.values():
         for combo in combos:
             sketches.append(dataset[i]["sketch"])
             conds.append(combo)
-    return SampleSet(torch.stack(sketches), conds, rows=len(seen), cols=len(combos))
+    return SampleSet(torch.stack(sketches), conds, rows=len(first_row), cols=len(combos))
 
 
 @torch.no_grad()

@@ -31,7 +31,7 @@ from colorgan.recipe import Recipe, validate
 from colorgan.samples import pick_samples, render
 from colorgan.step import NonFiniteLoss, StepModels, gan_step
 from colorgan.tracking import log_image, tracker_setup
-from colorgan.validation import LOWER_IS_BETTER, validate_generator
+from colorgan.validation import lower_is_better, validate_generator
 
 
 @dataclass
@@ -221,7 +221,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         if t.keep_best not in metrics:
             raise RecipeError(f"train.keep_best: no metric {t.keep_best!r}; metrics: {', '.join(metrics)}")
         value = metrics[t.keep_best]
-        sign = 1 if t.keep_best in LOWER_IS_BETTER else -1
+        sign = 1 if lower_is_better(t.keep_best) else -1
         if progress.best is None or sign * value < sign * progress.best:
             progress.best = value
             export(run / "best.safetensors")

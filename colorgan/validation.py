@@ -8,32 +8,15 @@ judge is NaN (written as null in metrics.jsonl).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from collections.abc import Set as AbstractSet
-
 import torch
 
 from colorgan.evaluate import evaluate_generator, flatten, validation_references
 from colorgan.recipe import Recipe
 
 
-class _LowerIsBetter(AbstractSet):
-    """Metric names where smaller is better: fixed names plus every `val_condition_error_<attr>`."""
-
-    _names = frozenset({"val_l1"})
-    _prefixes = ("val_condition_error_",)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and (name in self._names or name.startswith(self._prefixes))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-
-LOWER_IS_BETTER = _LowerIsBetter()
+def lower_is_better(metric: str) -> bool:
+    """For `train.keep_best`: `val_l1` and every `val_condition_error_<attr>` improve downwards."""
+    return metric == "val_l1" or metric.startswith("val_condition_error_")
 
 
 @torch.no_grad()

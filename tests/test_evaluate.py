@@ -12,7 +12,7 @@ from colorgan.data import load_dataset
 from colorgan.evaluate import evaluate, flatten
 from colorgan.inference import Colorizer
 from colorgan.train import train
-from colorgan.validation import LOWER_IS_BETTER, validate_generator
+from colorgan.validation import lower_is_better, validate_generator
 
 KEYS = {"psnr", "ssim", "l1", "condition_error", "condition_accuracy", "n"}
 
@@ -77,8 +77,8 @@ def test_validation_keys_and_which_are_lower_is_better(model, data):
     assert set(metrics) == {"val_l1", "val_psnr", "val_ssim", "val_condition_error_hair", "val_condition_error_shirt",
                             "val_condition_accuracy_hair", "val_condition_accuracy_shirt"}
     assert all(isinstance(v, float) for v in metrics.values())
-    assert "val_l1" in LOWER_IS_BETTER and "val_condition_error_shirt" in LOWER_IS_BETTER
-    assert "val_psnr" not in LOWER_IS_BETTER and "val_condition_accuracy_hair" not in LOWER_IS_BETTER
+    assert lower_is_better("val_l1") and lower_is_better("val_condition_error_shirt")
+    assert not lower_is_better("val_psnr") and not lower_is_better("val_condition_accuracy_hair")
 
 
 def test_flatten_turns_nothing_to_judge_into_nan():
