@@ -69,12 +69,13 @@ class TrainConfig:
     batch_size: int = 16
     grad_accum: int = 1
     l1_weight: float = 100.0
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["auto", "no", "bf16"] = "auto"
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     decay_start: float = 0.5
     grad_clip: Union[float, None] = None
     ema: Union[float, None] = None
-    compile: bool = False
+    compile: Literal[False, True, "reduce-overhead"] = False
+    channels_last: Literal["auto", True, False] = "auto"
     sync_batchnorm: bool = False
     skip_nonfinite: bool = False
     log_every: int = 10

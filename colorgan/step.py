@@ -10,20 +10,20 @@ where the generator sees the discriminator already updated on this batch, cannot
 The frozen discriminator is the unwrapped module with `requires_grad=False`: the generator's
 backward cannot leave gradients in the discriminator's accumulating `.grad`, and DDP's reducer of
 the discriminator only ever sees its own backward.
+
+Nothing here waits for the device: losses stay tensors and a non-finite loss is caught by the
+device-side guard (`colorgan.guard`), not by reading it on the host.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from colorgan.errors import ColorganError
-
-
-class NonFiniteLoss(ColorganError):
-    """A loss became NaN/Inf: the run stops before any update uses it."""
+from colorgan.guard import NonFiniteGuard, apply_guard
+from colorgan.hardware import Precision
 
 
 @dataclass
@@ -38,39 +38,44 @@ class StepModels:
     loss: Any
 
 
-def gan_step(accelerator, m: StepModels, batch: dict[str, Any], l1_weight: float, grad_clip: float | None,
-             all_finite: Callable[[torch.Tensor], bool], skip_nonfinite: bool) -> tuple[dict[str, torch.Tensor], bool]:
-    """Losses, backward and (at the end of the accumulation window) both optimizer steps.
-
-    Returns the losses as detached tensors (no host sync here beyond the finiteness check) and
-    whether the batch was skipped for a non-finite loss.
-    """
+def gan_losses(m: StepModels, batch: dict[str, Any], l1_weight: float) -> dict[str, torch.Tensor]:
+    """Forward of both models and every loss term; run it inside the precision's autocast."""
     sketch, target, encoded = batch["sketch"], batch["target"], batch["cond"]
-    with accelerator.autocast():
-        fake, cond = m.generator(sketch, encoded)
-        cond = cond.detach()
-        d_loss = m.loss.d_loss(m.discriminator(target, sketch, cond),
-                               m.discriminator(fake.detach(), sketch, cond))
-        m.frozen_discriminator.requires_grad_(False)
-        try:
-            g_gan = m.loss.g_loss(m.frozen_discriminator(fake, sketch, cond))
-        finally:
-            m.frozen_discriminator.requires_grad_(True)
-        l1 = (fake.float() - target.float()).abs().mean()
-        g_loss = g_gan + l1_weight * l1
-    losses = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "g_gan": g_gan.detach(), "l1": l1.detach()}
-    if not all_finite(torch.stack([losses["d_loss"].float(), losses["g_loss"].float()])):
-        if not skip_nonfinite:
-            bad = ", ".join(f"{k}={v.item()}" for k, v in losses.items())
-            raise NonFiniteLoss(f"non-finite loss ({bad})")
-        return losses, True
-    accelerator.backward(d_loss)
-    accelerator.backward(g_loss)
-    for model, optimizer, scheduler in ((m.discriminator, m.d_optimizer, m.d_scheduler),
-                                        (m.generator, m.g_optimizer, m.g_scheduler)):
-        if grad_clip is not None and accelerator.sync_gradients:
-            accelerator.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+    fake, cond = m.generator(sketch, encoded)
+    cond = cond.detach()
+    d_loss = m.loss.d_loss(m.discriminator(target, sketch, cond), m.discriminator(fake.detach(), sketch, cond))
+    m.frozen_discriminator.requires_grad_(False)
+    try:
+        g_gan = m.loss.g_loss(m.frozen_discriminator(fake, sketch, cond))
+    finally:
+        m.frozen_discriminator.requires_grad_(True)
+    l1 = (fake.float() - target.float()).abs().mean()
+    return {"d_loss": d_loss, "g_loss": g_gan + l1_weight * l1, "g_gan": g_gan, "l1": l1}
+
+
+def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Precision, l1_weight: float,
+             grad_clip: float | None, guard: NonFiniteGuard, step: int) -> torch.Tensor:
+    """Losses, backward and, when the accumulation window closes, both optimizer steps.
+
+    `step` is the optimizer step this micro-batch belongs to (for the guard's record). Returns the
+    losses as one detached float tensor (d_loss, g_loss, g_gan, l1), still on the device.
+    """
+    with precision.autocast():
+        losses = gan_losses(m, batch, l1_weight)
+    stacked = torch.stack([v.detach().float() for v in losses.values()])
+    guard.observe(stacked)
+    accelerator.backward(losses["d_loss"])
+    accelerator.backward(losses["g_loss"])
+    apply = True
+    if accelerator.sync_gradients:
+        found = guard.close_window(step)
+        for model, optimizer in ((m.discriminator, m.d_optimizer), (m.generator, m.g_optimizer)):
+            if grad_clip is not None:
+                accelerator.clip_grad_norm_(model.parameters(), grad_clip)
+            apply = apply_guard(optimizer, found) and apply
+    for optimizer, scheduler in ((m.d_optimizer, m.d_scheduler), (m.g_optimizer, m.g_scheduler)):
+        if apply:
+            optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-    return losses, False
+    return stacked

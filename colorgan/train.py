@@ -4,6 +4,11 @@ The same code runs on one CPU, one GPU, `torchrun --nproc_per_node N` or `accele
 A step is one optimizer update of both models (after `train.grad_accum` micro-batches); the
 checkpoint of step k holds everything needed to continue exactly: weights, optimizers,
 schedulers, RNG states, EMA and `Progress` (step, epoch, batches consumed in the epoch).
+
+Reading order: `train()` sets a run up and calls `Trainer.fit`, the loop; what happens after a
+step (log, sample sheet, validation, checkpoint) is decided by `colorgan.schedule` and done by the
+`Trainer` method of the same name. The loop waits for the device only in those events (nanoGPT's
+rule): losses stay on the device, and the non-finite guard (`colorgan.guard`) is read there too.
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ from __future__ import annotations
 import math
 import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -26,10 +32,13 @@ from colorgan import checkpoint, run_state
 from colorgan.build import build_parts
 from colorgan.data import load_dataset, make_collate
 from colorgan.errors import ColorganError, RecipeError
+from colorgan.guard import LOSS_NAMES, NonFiniteGuard, NonFiniteLoss
+from colorgan.hardware import Precision, resolve_device, resolve_precision
 from colorgan.optim import adam, lr_lambda
 from colorgan.recipe import Recipe, validate
 from colorgan.samples import pick_samples, render
-from colorgan.step import NonFiniteLoss, StepModels, gan_step
+from colorgan.schedule import Schedule
+from colorgan.step import StepModels, gan_step
 from colorgan.tracking import log_image, tracker_setup
 from colorgan.validation import lower_is_better, validate_generator
 
@@ -74,22 +83,30 @@ def _shared_run_dir(out: Path | None, recipe: Recipe) -> Path:
     return Path(chosen[0])
 
 
+def channels_last(setting: Any, device: torch.device) -> bool:
+    """`train.channels_last: auto` is on for CUDA (cuDNN's native layout for bf16/TF32 convolutions,
+    measured faster there) and off on the CPU (measured slower there: 138 -> 116 img/s in bf16)."""
+    return device.type == "cuda" if setting == "auto" else bool(setting)
+
+
 def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, overwrite: bool = False,
-          stop_at: int | None = None, time_limit: float | None = None) -> TrainResult:
+          stop_at: int | None = None, time_limit: float | None = None,
+          device: str | torch.device | None = None) -> TrainResult:
     """Train `recipe`.
 
     `stop_at` pauses after that step (checkpoint written, no model: resume later); `time_limit`
     (seconds) ends the run early as if it were complete (checkpoint and model written), which is
-    how `colorgan bench quality` trains for a fixed wall-clock budget.
+    how `colorgan bench quality` trains for a fixed wall-clock budget. `device` (cpu, cuda; default
+    CUDA when there is a GPU) is one per process: under torchrun each rank takes its own GPU.
     """
     validate(recipe)
     t = recipe.train
     if t.threads:
         torch.set_num_threads(t.threads)
+    wanted = resolve_device(device)
     # Without cpu=True, Accelerate treats a torchrun launch on a machine without GPUs as N separate
     # single-process runs; with it, a real gloo process group of N ranks.
-    use_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
-    state = PartialState(cpu=use_cpu)
+    state = PartialState(cpu=wanted.type == "cpu")
     run = _shared_run_dir(out, recipe)
     resume_from = run_state.prepare_run_folder(run, recipe, resume, overwrite)
 
@@ -112,192 +129,254 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     if state.is_main_process:
         run_state.create_run_folder(run, recipe, clear=overwrite and resume is None)
     state.wait_for_everyone()
+    accelerator = _accelerator(recipe, run, wanted)
+    precision = resolve_precision(t.mixed_precision, accelerator.device)
+    accelerator.print(f"colorgan: {precision.describe()}", file=sys.stderr)
+    trainer = Trainer(recipe, run, accelerator, precision, data, parts)
+    if resume_from is not None:
+        trainer.resume(resume_from)
+    trainer.write_run_info(resume_from)
+    return trainer.fit(stop_at, time_limit)
+
+
+def _accelerator(recipe: Recipe, run: Path, device: torch.device) -> Accelerator:
+    """Accelerate for processes, devices, accumulation, trackers and state; precision is ours.
+
+    Mixed precision stays "no" here: the step runs inside one `Precision.autocast()`, so the
+    per-model autocast wrappers `prepare` would add are not wanted, and a second run in the same
+    process (the Python API, `bench`) can choose another precision without resetting Accelerate.
+    """
+    t = recipe.train
     log_with, init_kwargs = tracker_setup(recipe, run)
-    if state.num_processes == 1:
-        # Accelerate keeps one global state per process; a second run in the same process (the
-        # Python API, `bench`) may ask for another mixed precision, so start it afresh.
-        AcceleratorState._reset_state()
     accelerator = Accelerator(
-        cpu=use_cpu,
-        mixed_precision=t.mixed_precision,
+        cpu=device.type == "cpu",
+        mixed_precision="no",
         gradient_accumulation_steps=t.grad_accum,
         log_with=log_with,
         project_dir=str(run),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed,
+                                                  non_blocking=device.type == "cuda"),
         # Without SyncBatchNorm each rank keeps its own BatchNorm statistics (chosen, not defaulted).
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
-        dynamo_backend="inductor" if t.compile else None,
     )
-    world = accelerator.num_processes
-    loader = DataLoader(data.train, batch_size=t.batch_size, shuffle=True, drop_last=True,
-                        collate_fn=make_collate(parts.generator.encode), num_workers=recipe.data.num_workers,
-                        generator=torch.Generator().manual_seed(recipe.seed))
-    device = accelerator.device
-    g_opt = adam(parts.generator.parameters(), recipe.optimizer, recipe.optimizer.lr, device)
-    d_opt = adam(parts.discriminator.parameters(), recipe.optimizer,
-                 recipe.optimizer.d_lr or recipe.optimizer.lr, device)
-    steps_per_epoch = math.ceil((len(data.train) // (t.batch_size * world)) / t.grad_accum)
-    total = t.max_steps if t.max_steps is not None else t.epochs * steps_per_epoch
-    # Accelerate steps a prepared scheduler once per process per update: count in those units.
-    schedule = lr_lambda(t.lr_schedule, total * world, t.decay_start)
-    g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, schedule)
-    d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, schedule)
-    G, D, g_opt, d_opt, g_sched, d_sched, loader = accelerator.prepare(
-        parts.generator, parts.discriminator, g_opt, d_opt, g_sched, d_sched, loader)
-    G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
-    for model in (G_raw, D_raw):
-        # The whole step runs inside one `accelerator.autocast()`; the per-model autocast and
-        # fp32-output wrappers `prepare` adds for mixed precision would only cast back and forth.
-        if hasattr(model, "_original_forward"):
-            model.forward = model._original_forward
-    models = StepModels(G, D, D_raw, g_opt, d_opt, g_sched, d_sched, parts.loss)
-
-    progress = run_state.Progress()
-    accelerator.register_for_checkpointing(progress)
-    ema = None
-    if t.ema is not None:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(G_raw, multi_avg_fn=get_ema_multi_avg_fn(t.ema), use_buffers=True)
-        accelerator.register_for_checkpointing(ema)
-    if resume_from is not None:
-        accelerator.load_state(str(resume_from))
-        if accelerator.is_main_process:  # steps after the checkpoint are about to be logged again
-            run_state.truncate_metrics(run / "metrics.jsonl", progress.step)
+    if accelerator.device.type != device.type:
+        raise ColorganError(f"this process already trains on {accelerator.device}; "
+                            f"train on {device} in a new process")
     accelerator.init_trackers(recipe.name, config=_flat(recipe.to_dict()), init_kwargs=init_kwargs)
-    if accelerator.is_main_process:
-        run_state.write_json(run / "schema.json", data.schema.to_dict())
-        run_state.write_json(run / "run.json", {
-            "world_size": world, "device": str(device), "mixed_precision": t.mixed_precision,
-            "torch": torch.__version__, "steps": total, "steps_per_epoch": steps_per_epoch,
-            "resumed_from": str(resume_from) if resume_from else None})
-    samples = pick_samples(data.test if len(data.test) else data.train, data.schema)
+    return accelerator
 
-    def all_finite(value: torch.Tensor) -> bool:
-        ok = torch.isfinite(value.detach().float()).all().float()
-        if world > 1:
-            ok = accelerator.reduce(ok.to(device), "sum") / world
-        return bool(ok.item() == 1.0)
 
-    def any_rank(flag: bool) -> bool:
-        if world == 1:
-            return flag
-        return bool(accelerator.reduce(torch.tensor([float(flag)], device=device), "sum").item() > 0)
+class Trainer:
+    """A run in progress: the prepared models, optimizers and data, and what each event does."""
 
-    def eval_generator():
-        return ema.module if ema is not None else G_raw
+    def __init__(self, recipe: Recipe, run: Path, accelerator: Accelerator, precision: Precision,
+                 data, parts) -> None:
+        t = recipe.train
+        self.recipe, self.run, self.accelerator, self.precision, self.data = recipe, run, accelerator, precision, data
+        self.device = device = accelerator.device
+        self.world = world = accelerator.num_processes
+        layout = torch.channels_last if channels_last(t.channels_last, device) else torch.contiguous_format
+        self.layout = layout
+        parts.generator.to(device=device, memory_format=layout)
+        parts.discriminator.to(device=device, memory_format=layout)
+        loader = DataLoader(data.train, batch_size=t.batch_size, shuffle=True, drop_last=True,
+                            collate_fn=make_collate(parts.generator.encode), num_workers=recipe.data.num_workers,
+                            generator=torch.Generator().manual_seed(recipe.seed),
+                            pin_memory=device.type == "cuda")
+        opt = recipe.optimizer
+        g_opt = adam(parts.generator.parameters(), opt, opt.lr, device)
+        d_opt = adam(parts.discriminator.parameters(), opt, opt.d_lr or opt.lr, device)
+        self.steps_per_epoch = math.ceil((len(data.train) // (t.batch_size * world)) / t.grad_accum)
+        self.total = t.max_steps if t.max_steps is not None else t.epochs * self.steps_per_epoch
+        # Accelerate steps a prepared scheduler once per process per update: count in those units.
+        schedule = lr_lambda(t.lr_schedule, self.total * world, t.decay_start)
+        g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, schedule)
+        d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, schedule)
+        G, D, g_opt, d_opt, g_sched, d_sched, self.loader = accelerator.prepare(
+            parts.generator, parts.discriminator, g_opt, d_opt, g_sched, d_sched, loader)
+        self.G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
+        self.prepared = (G, D)  # what `accumulate` needs (DDP's no_sync), compiled or not
+        if t.compile:
+            mode = "reduce-overhead" if t.compile == "reduce-overhead" else None  # CUDA graphs
+            G, D, D_raw = (torch.compile(m, mode=mode) for m in (G, D, D_raw))
+        self.models = StepModels(G, D, D_raw, g_opt, d_opt, g_sched, d_sched, parts.loss)
+        self.schedule = Schedule.from_recipe(t, validates=len(data.test) > 0)
+        self.guard = NonFiniteGuard(reduce=(lambda x: accelerator.reduce(x, "sum")) if world > 1 else None)
+        self.progress = run_state.Progress()
+        accelerator.register_for_checkpointing(self.progress)
+        self.ema = None
+        if t.ema is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    def export(path: Path) -> Path:
-        return checkpoint.export(eval_generator(), recipe, data.schema, path)
+            self.ema = AveragedModel(self.G_raw, multi_avg_fn=get_ema_multi_avg_fn(t.ema), use_buffers=True)
+            accelerator.register_for_checkpointing(self.ema)
+        self.samples = pick_samples(data.test if len(data.test) else data.train, data.schema)
+        self.last_log = (0, time.perf_counter())
 
-    def on_sync_step(losses, last_log) -> float:
-        step = progress.step
-        if accelerator.is_main_process and (step % t.sample_every == 0 or step == total):
-            sheet = render(eval_generator(), samples, device)
-            (run / "samples").mkdir(exist_ok=True)
-            sheet.save(run / "samples" / f"step-{step:06d}.png")
-            log_image(accelerator, "samples", sheet, step)
-        if step % t.log_every == 0 or step == total:
-            now = time.perf_counter()
-            images = (step - last_log[0]) * t.batch_size * t.grad_accum * world
-            values = {k: v.item() for k, v in losses.items()}
-            values.update(epoch=progress.epoch, lr=g_sched.get_last_lr()[0], world_size=world,
-                          images_per_s=images / max(now - last_log[1], 1e-9))
-            accelerator.log(values, step=step)
-            bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}",
-                            img_s=f"{values['images_per_s']:.1f}")
-            last_log[:] = [step, now]
-        if len(data.test) and (step % t.eval_every == 0 or step == total):
-            if accelerator.is_main_process:
-                metrics = validate_generator(eval_generator(), data.test, device, recipe)
-                accelerator.log(metrics, step=step)
-                _keep_best(metrics)
-            accelerator.wait_for_everyone()
-        return step
+    # --- setup ---------------------------------------------------------------------------------
 
-    def _keep_best(metrics: dict[str, float]) -> None:
-        if t.keep_best is None:
+    def resume(self, folder: Path) -> None:
+        self.accelerator.load_state(str(folder))
+        if self.accelerator.is_main_process:  # steps after the checkpoint are about to be logged again
+            run_state.truncate_metrics(self.run / "metrics.jsonl", self.progress.step)
+
+    def write_run_info(self, resume_from: Path | None) -> None:
+        if not self.accelerator.is_main_process:
             return
-        if t.keep_best not in metrics:
-            raise RecipeError(f"train.keep_best: no metric {t.keep_best!r}; metrics: {', '.join(metrics)}")
-        value = metrics[t.keep_best]
-        sign = 1 if lower_is_better(t.keep_best) else -1
-        if progress.best is None or sign * value < sign * progress.best:
-            progress.best = value
-            export(run / "best.safetensors")
+        run_state.write_json(self.run / "schema.json", self.data.schema.to_dict())
+        run_state.write_json(self.run / "run.json", {
+            "world_size": self.world, "device": str(self.device), "precision": self.precision.name,
+            "mixed_precision": self.precision.mixed_precision, "precision_reason": self.precision.reason,
+            "channels_last": self.layout == torch.channels_last, "torch": torch.__version__,
+            "steps": self.total, "steps_per_epoch": self.steps_per_epoch,
+            "resumed_from": str(resume_from) if resume_from else None})
 
-    def save() -> Path:
-        return run_state.save_checkpoint(accelerator, run, progress.step, t.keep_checkpoints)
+    # --- the loop ------------------------------------------------------------------------------
 
-    started = time.perf_counter()
-    exit_code = 0
-    bar = tqdm(total=total, initial=progress.step, disable=not accelerator.is_local_main_process,
-               desc=recipe.name, unit="step")
-    last_log = [progress.step, time.perf_counter()]
-    G.train()
-    D.train()
-    with _StopSignal() as stop:
-        try:
-            while progress.step < total and exit_code == 0:
-                loader.set_epoch(progress.epoch)
-                batches = (accelerator.skip_first_batches(loader, progress.batches_in_epoch)
-                           if progress.batches_in_epoch else loader)
-                for batch in batches:
-                    with accelerator.accumulate(G, D):
-                        losses, skipped = gan_step(accelerator, models, batch, t.l1_weight, t.grad_clip,
-                                                   all_finite, t.skip_nonfinite)
-                    progress.batches_in_epoch += 1
-                    if skipped:
-                        accelerator.log({"skipped_nonfinite": 1, "batch": progress.batches_in_epoch},
-                                        step=progress.step + 1)
-                    if not accelerator.sync_gradients:
-                        continue
-                    progress.step += 1
-                    if ema is not None:
-                        ema.update_parameters(G_raw)
-                    bar.update(1)
-                    on_sync_step(losses, last_log)
-                    if time_limit is not None and any_rank(time.perf_counter() - started >= time_limit):
-                        total = progress.step
-                    pause = stop_at is not None and progress.step >= stop_at
-                    if any_rank(stop.signum is not None):
-                        exit_code = 128 + (stop.signum or signal.SIGTERM)
-                    if progress.step % t.checkpoint_every == 0 or progress.step >= total or pause or exit_code:
-                        save()
-                    if progress.step >= total or pause or exit_code:
-                        break
-                else:
-                    progress.epoch += 1
-                    progress.batches_in_epoch = 0
-                    continue
-                break
-        except NonFiniteLoss as err:
-            last = run_state.latest_checkpoint(run)
+    def fit(self, stop_at: int | None, time_limit: float | None) -> TrainResult:
+        t, accelerator, progress = self.recipe.train, self.accelerator, self.progress
+        started = time.perf_counter()
+        self.last_log = (progress.step, started)
+        self.bar = tqdm(total=self.total, initial=progress.step, desc=self.recipe.name, unit="step",
+                        disable=not accelerator.is_local_main_process)
+        self.models.generator.train()
+        self.models.discriminator.train()
+        exit_code, ending = 0, None
+        with _StopSignal() as stop:
+            try:
+                while ending is None:
+                    self.loader.set_epoch(progress.epoch)
+                    batches = (accelerator.skip_first_batches(self.loader, progress.batches_in_epoch)
+                               if progress.batches_in_epoch else self.loader)
+                    for batch in batches:
+                        batch = self._to_layout(batch)
+                        with accelerator.accumulate(*self.prepared):
+                            losses = gan_step(accelerator, self.models, batch, self.precision, t.l1_weight,
+                                              t.grad_clip, self.guard, progress.step + 1)
+                        progress.batches_in_epoch += 1
+                        if not accelerator.sync_gradients:
+                            continue
+                        progress.step += 1
+                        if self.ema is not None:
+                            self.ema.update_parameters(self.G_raw)
+                        self.bar.update(1)
+                        if time_limit is not None and self._any_rank(time.perf_counter() - started >= time_limit):
+                            self.total = progress.step
+                        if self._any_rank(stop.signum is not None):
+                            exit_code = 128 + (stop.signum or signal.SIGTERM)
+                        ending = ("end" if progress.step >= self.total else
+                                  "pause" if exit_code or (stop_at is not None and progress.step >= stop_at)
+                                  else None)
+                        for event in self.schedule.due(progress.step, ending):
+                            getattr(self, event)(losses)
+                        if ending:
+                            break
+                    else:
+                        progress.epoch += 1
+                        progress.batches_in_epoch = 0
+            except OSError as err:  # a sample sheet or metrics line on a full or read-only disk
+                if err.errno not in run_state.STORAGE_ERRNOS:
+                    raise
+                raise ColorganError(
+                    f"{err.filename or self.run}: cannot write ({err.strerror}); "
+                    f"last complete checkpoint: {run_state.latest_checkpoint(self.run) or 'none'}"
+                ) from None
+            finally:
+                self.bar.close()
+        model = self.finish() if ending == "end" else None
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        return TrainResult(self.run, progress.step, model, exit_code)
+
+    def _to_layout(self, batch: dict[str, Any]) -> dict[str, Any]:
+        if self.layout is torch.contiguous_format:
+            return batch
+        return {k: v.contiguous(memory_format=self.layout) if torch.is_tensor(v) and v.dim() == 4 else v
+                for k, v in batch.items()}
+
+    def _any_rank(self, flag: bool) -> bool:
+        """A host flag, true if true on any rank (a collective only when there are several)."""
+        if self.world == 1:
+            return flag
+        total = self.accelerator.reduce(torch.tensor([float(flag)], device=self.device), "sum")
+        return bool(total.item() > 0)
+
+    # --- events (colorgan.schedule decides when) -----------------------------------------------
+
+    def _check_guard(self) -> None:
+        """Read the device-side non-finite flags: stop naming the step, or log the skipped ones."""
+        bad = self.guard.read()
+        if not bad:
+            return
+        if not self.recipe.train.skip_nonfinite:
+            step, losses = bad[0]
+            values = ", ".join(f"{k}={v}" for k, v in losses.items())
             raise NonFiniteLoss(
-                f"{run}: stopped at step {progress.step + 1}: {err}; last good checkpoint: {last or 'none'} "
-                "(set train.skip_nonfinite: true to skip such steps)"
-            ) from None
-        except OSError as err:  # a sample sheet or metrics line on a full or read-only disk
-            if err.errno not in run_state.STORAGE_ERRNOS:
-                raise
-            raise ColorganError(
-                f"{err.filename or run}: cannot write ({err.strerror}); "
-                f"last complete checkpoint: {run_state.latest_checkpoint(run) or 'none'}"
-            ) from None
-        finally:
-            bar.close()
-    model = None
-    if progress.step >= total and exit_code == 0:
-        if accelerator.is_main_process:
-            model = run / "model.safetensors"
-            best = run / "best.safetensors"
-            if t.keep_best is not None and ema is None and best.is_file():
-                shutil.copyfile(best, model)
-            else:
-                export(model)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return TrainResult(run, progress.step, model, exit_code)
+                f"{self.run}: stopped at step {step}: non-finite loss ({values}); the update was not "
+                f"applied; last good checkpoint: {run_state.latest_checkpoint(self.run) or 'none'} "
+                "(set train.skip_nonfinite: true to skip such steps)")
+        for step, _ in bad:
+            self.accelerator.log({"skipped_nonfinite": 1}, step=step)
+
+    def log(self, losses: torch.Tensor) -> None:
+        self._check_guard()
+        step, (last_step, last_time) = self.progress.step, self.last_log
+        now = time.perf_counter()
+        t = self.recipe.train
+        images = (step - last_step) * t.batch_size * t.grad_accum * self.world
+        values = dict(zip(LOSS_NAMES, losses.float().cpu().tolist()))
+        values.update(epoch=self.progress.epoch, lr=self.models.g_scheduler.get_last_lr()[0],
+                      world_size=self.world, images_per_s=images / max(now - last_time, 1e-9))
+        self.accelerator.log(values, step=step)
+        self.bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}",
+                             img_s=f"{values['images_per_s']:.1f}")
+        self.last_log = (step, now)
+
+    def sample(self, losses: torch.Tensor) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        sheet = render(self.eval_generator(), self.samples, self.device)
+        (self.run / "samples").mkdir(exist_ok=True)
+        sheet.save(self.run / "samples" / f"step-{self.progress.step:06d}.png")
+        log_image(self.accelerator, "samples", sheet, self.progress.step)
+
+    def validate(self, losses: torch.Tensor) -> None:
+        if self.accelerator.is_main_process:
+            metrics = validate_generator(self.eval_generator(), self.data.test, self.device, self.recipe)
+            self.accelerator.log(metrics, step=self.progress.step)
+            self._keep_best(metrics)
+        self.accelerator.wait_for_everyone()
+
+    def checkpoint(self, losses: torch.Tensor) -> None:
+        self._check_guard()  # never save weights a non-finite step could have reached
+        run_state.save_checkpoint(self.accelerator, self.run, self.progress.step, self.recipe.train.keep_checkpoints)
+
+    # --- models --------------------------------------------------------------------------------
+
+    def eval_generator(self):
+        return self.ema.module if self.ema is not None else self.G_raw
+
+    def _keep_best(self, metrics: dict[str, float]) -> None:
+        key = self.recipe.train.keep_best
+        if key is None:
+            return
+        if key not in metrics:
+            raise RecipeError(f"train.keep_best: no metric {key!r}; metrics: {', '.join(metrics)}")
+        sign = 1 if lower_is_better(key) else -1
+        if self.progress.best is None or sign * metrics[key] < sign * self.progress.best:
+            self.progress.best = metrics[key]
+            checkpoint.export(self.eval_generator(), self.recipe, self.data.schema, self.run / "best.safetensors")
+
+    def finish(self) -> Path | None:
+        """The model file: the EMA generator, else the best (keep_best), else the last."""
+        if not self.accelerator.is_main_process:
+            return None
+        model, best = self.run / "model.safetensors", self.run / "best.safetensors"
+        if self.recipe.train.keep_best is not None and self.ema is None and best.is_file():
+            shutil.copyfile(best, model)
+        else:
+            checkpoint.export(self.eval_generator(), self.recipe, self.data.schema, model)
+        return model
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
