@@ -19,17 +19,13 @@ from colorgan import checkpoint
 from colorgan.data.images import WHITE, fit_image, has_alpha, open_image, to_pil, to_sketch, to_tensor, unfit_image
 from colorgan.data.schema import ConditionSchema
 from colorgan.errors import ColorganError
+from colorgan.hardware import enable_tf32, resolve_device
 from colorgan.recipe import Recipe
 
 GAP = 2          # pixels between sweep tiles
 LABEL_PAD = 4    # pixels around sweep labels
 PAPER = (255, 255, 255)
 INK = (0, 0, 0)
-
-
-def default_device() -> torch.device:
-    """CUDA when there is a GPU, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def as_image(image: Any) -> Image.Image:
@@ -51,7 +47,8 @@ class Colorizer:
 
     def __init__(self, generator: torch.nn.Module, recipe: Recipe, schema: ConditionSchema,
                  device: str | torch.device | None = None) -> None:
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
+        enable_tf32(self.device)
         self.generator = generator.to(self.device).eval()
         self.recipe = recipe
         self.schema = schema
@@ -59,7 +56,7 @@ class Colorizer:
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device | None = None) -> "Colorizer":
         """Load a colorgan `.safetensors` model file (ModelFileError if it is not a usable one)."""
-        device = torch.device(device) if device is not None else default_device()
+        device = resolve_device(device)
         check_metadata(path, checkpoint.read_metadata(path))
         generator, recipe, schema = checkpoint.load(path, device)
         return cls(generator, recipe, schema, device)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 from colorgan import checkpoint
@@ -98,18 +97,6 @@ def check_image_file(path: Path) -> None:
         raise DataError(f"{path}: cannot read image ({err.strerror or err})") from None
 
 
-def parse_device(device: str | None) -> torch.device | None:
-    if device is None:
-        return None
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise ColorganError(f"--device {device}: {err}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ColorganError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
-    return dev
-
-
 def sample_files(model: str | Path, inputs: Sequence[str | Path], conditions: Mapping[str, str],
                  out: str | Path = "samples", sweep: Sequence[str] = (), device: str | None = None,
                  batch_size: int = 16, keep_alpha: bool = False) -> list[Path]:
@@ -121,7 +108,7 @@ def sample_files(model: str | Path, inputs: Sequence[str | Path], conditions: Ma
     """
     import os
 
-    colorizer = Colorizer.load(model, parse_device(device))
+    colorizer = Colorizer.load(model, device)
     conditions = dict(conditions)
     sweep = list(sweep)
     colorizer.check_given(conditions)
