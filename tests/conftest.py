@@ -1,10 +1,52 @@
-"""Shared test set-up: a private icon cache, offline W&B, and a tiny recipe that trains in seconds."""
+"""Shared test set-up: a private icon cache, offline W&B, a tiny recipe that trains in seconds, and
+the CPU for everything but the `gpu` tests.
+
+Many tests compare weights bit for bit, which only the CPU guarantees, so this process (and the
+subprocesses it starts) never sees a GPU. Tests marked `gpu` start `colorgan` in a subprocess with
+the GPU visible again (`gpu_env`), and are skipped where there is none.
+"""
 
 import copy
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
+
+_VISIBLE_GPUS = os.environ.get("CUDA_VISIBLE_DEVICES")
+os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before anything initialises CUDA
+
+
+def _gpu_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    if _VISIBLE_GPUS is None:
+        env.pop("CUDA_VISIBLE_DEVICES")
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = _VISIBLE_GPUS
+    return env
+
+
+def _has_gpu() -> bool:
+    if shutil.which("nvidia-smi") is None:
+        return False
+    probe = [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"]
+    return subprocess.run(probe, env=_gpu_environment(), capture_output=True, text=True).stdout.strip() == "True"
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if gpu_items and not _has_gpu():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible to torch here)")
+        for item in gpu_items:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def gpu_env():
+    """The environment for a subprocess that may use the GPU (this process runs on the CPU)."""
+    return _gpu_environment()
 
 
 @pytest.fixture(autouse=True, scope="session")
