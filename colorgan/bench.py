@@ -1,14 +1,18 @@
 """`colorgan bench speed` and `colorgan bench quality`: measured side by side, in one run.
 
 Speed puts colorgan's real training loop next to a plain PyTorch loop over the same modules and
-optimizer steps (the yardstick: what the framework costs), and both next to the machine's own
-matmul throughput (what the hardware could do). Quality trains for a wall-clock budget and scores
-the held-out split with the same `evaluate` as `colorgan evaluate`.
+optimizer steps (the yardstick: what the framework costs), and both next to the device's own
+matmul throughput (what the hardware could do). Everything runs on one device (`--device`, by
+default the training default: CUDA when there is a GPU) under the precision training resolves for
+it, so the ratio compares like with like. Quality trains for a wall-clock budget and scores the
+held-out split with the same `evaluate` as `colorgan evaluate`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import platform
 import resource
 import statistics
 import tempfile
@@ -19,33 +23,68 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from colorgan.hardware import Precision, bf16_is_native, resolve_device, resolve_precision
 from colorgan.recipe import Recipe
 
-SPEED_FIELDS = ("train_images_per_s", "reference_images_per_s", "ratio", "flops_per_image",
-                "matmul_gflops_fp32", "matmul_gflops_bf16", "roofline_fraction",
+SPEED_FIELDS = ("device", "precision", "train_images_per_s", "reference_images_per_s", "ratio", "flops_per_image",
+                "matmul_gflops_fp32_tf32", "matmul_gflops_bf16", "roofline_fraction",
                 "sample_images_per_s_b1", "sample_images_per_s_b64", "peak_memory_mb", "torch", "threads")
+"""Every field of `colorgan bench speed`, in order. `matmul_gflops_fp32_tf32` is an fp32 matmul as
+the loop's fp32 runs it (TF32 where `precision` says tf32); `peak_memory_mb` is, on CUDA, what
+colorgan's loop itself allocated on the device at most (max_memory_allocated), on the CPU the
+process's peak resident set (ru_maxrss)."""
 
 
-def _rates(run: Callable[[], None], items: int, repeats: int, warmup: int = 2) -> list[float]:
-    """Items per second of each of `repeats` timed calls of `run()`, after `warmup` calls."""
+def _synchronize(device: torch.device) -> None:
+    """CUDA runs asynchronously: a timed interval ends when the GPU has finished, not when it was queued."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rates(run: Callable[[], Any], items: int, repeats: int, device: torch.device, warmup: int = 2) -> list[float]:
+    """Items per second of each of `repeats` timed calls of `run()` on `device`, after `warmup` calls."""
     for _ in range(warmup):
         run()
+    _synchronize(device)
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
+        _synchronize(device)
         rates.append(items / (time.perf_counter() - start))
     return rates
 
 
-def _median_rate(run: Callable[[], None], items: int, repeats: int, warmup: int = 2) -> float:
-    return statistics.median(_rates(run, items, repeats, warmup))
+def _median_rate(run: Callable[[], Any], items: int, repeats: int, device: torch.device) -> float:
+    return statistics.median(_rates(run, items, repeats, device))
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
-    """The machine's measured dense matmul throughput: the ceiling the loop is compared with."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    return _median_rate(lambda: torch.mm(a, b), 2 * n**3, repeats) / 1e9
+def matmul_gflops(dtype: torch.dtype, device: torch.device, repeats: int = 5) -> float:
+    """The device's measured dense matmul throughput: the ceiling the loop is compared with.
+
+    On CUDA n is 8192, enough to saturate the GPU (at 1024 it would time kernel launches); fp32
+    matmuls there use TF32 when `resolve_precision` turned it on, as the loop's do.
+    """
+    n = 8192 if device.type == "cuda" else 1024
+    a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
+    return _median_rate(lambda: torch.mm(a, b), 2 * n**3, repeats, device) / 1e9
+
+
+def describe_device(device: torch.device) -> str:
+    """The hardware behind the numbers: the GPU's name, or the CPU's model and whether bf16 is native."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} {torch.cuda.get_device_name(index)}"
+    return f"cpu {_cpu_model()} (native bf16: {'yes' if bf16_is_native(device) else 'no'})"
+
+
+def _cpu_model() -> str:
+    """/proc/cpuinfo's `model name` on Linux (platform.processor() there is only the architecture)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 def _parts_and_batch(recipe: Recipe):
@@ -59,20 +98,36 @@ def _parts_and_batch(recipe: Recipe):
     return parts, make_collate(parts.generator.encode)(items)
 
 
-def reference_step(recipe: Recipe) -> tuple[Callable[[], None], Any, dict[str, Any]]:
-    """The plain PyTorch training step: same modules, losses and Adam steps; no Accelerate."""
+def uses_channels_last(recipe: Recipe, device: torch.device) -> bool:
+    """Training's `train.channels_last` (auto: on CUDA, where cuDNN's convolutions prefer NHWC).
+
+    Read with a default so recipes from before the key existed mean what training made of them.
+    """
+    value = getattr(recipe.train, "channels_last", "auto")
+    return device.type == "cuda" if value == "auto" else bool(value)
+
+
+def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], None], Any, dict[str, Any]]:
+    """The plain PyTorch training step on `precision.device`: same modules, losses and Adam steps,
+    the same autocast and memory format as training; no Accelerate, no host sync.
+
+    Returns the step and the parts and batch, moved to the device.
+    """
     from colorgan.optim import adam
 
+    device = precision.device
+    layout = torch.channels_last if uses_channels_last(recipe, device) else torch.contiguous_format
     parts, batch = _parts_and_batch(recipe)
-    G, D, loss = parts.generator.train(), parts.discriminator.train(), parts.loss
-    cpu = torch.device("cpu")
-    g_opt = adam(G.parameters(), recipe.optimizer, recipe.optimizer.lr, cpu)
-    d_opt = adam(D.parameters(), recipe.optimizer, recipe.optimizer.d_lr or recipe.optimizer.lr, cpu)
+    G, D = (m.to(device, memory_format=layout).train() for m in (parts.generator, parts.discriminator))
+    loss = parts.loss
+    batch = {k: v.to(device, memory_format=layout if v.dim() == 4 else torch.preserve_format)
+             for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    g_opt = adam(G.parameters(), recipe.optimizer, recipe.optimizer.lr, device)
+    d_opt = adam(D.parameters(), recipe.optimizer, recipe.optimizer.d_lr or recipe.optimizer.lr, device)
     sketch, target, encoded = batch["sketch"], batch["target"], batch["cond"]
-    bf16 = recipe.train.mixed_precision == "bf16"
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with precision.autocast():
             fake, cond = G(sketch, encoded)
             cond = cond.detach()
             d_loss = loss.d_loss(D(target, sketch, cond), D(fake.detach(), sketch, cond))
@@ -96,7 +151,7 @@ def flops_per_image(step: Callable[[], None], batch_size: int) -> float:
     return counter.get_total_flops() / batch_size
 
 
-def _loop_rates(recipe: Recipe, steps: int, every: int) -> list[float]:
+def _loop_rates(recipe: Recipe, steps: int, every: int, device: torch.device) -> list[float]:
     """colorgan's own loop (`train`): images/s of each logging interval after the first (warm-up)."""
     from colorgan.recipe import from_dict
     from colorgan.train import train
@@ -105,7 +160,7 @@ def _loop_rates(recipe: Recipe, steps: int, every: int) -> list[float]:
         f"train.max_steps={steps}", f"train.log_every={every}", f"train.sample_every={10**9}",
         f"train.eval_every={10**9}", f"train.checkpoint_every={10**9}", "log.with=[jsonl]"])
     with tempfile.TemporaryDirectory() as tmp:
-        train(timed, out=Path(tmp) / "run")
+        train(timed, out=Path(tmp) / "run", device=device)
         rates = [json.loads(line)["images_per_s"] for line in (Path(tmp) / "run" / "metrics.jsonl").open()
                  if "images_per_s" in line]
     # The first third warms up (at large sizes the allocator settles slowly); the last interval
@@ -113,22 +168,40 @@ def _loop_rates(recipe: Recipe, steps: int, every: int) -> list[float]:
     return rates[max(1, len(rates) // 3):-1] or rates
 
 
-def _sampling_rate(generator, batch: dict[str, Any], size: int, repeats: int) -> float:
-    """Images/s of the generator in eval mode at batch `size` (the sketch batch repeated)."""
-    index = torch.arange(size) % batch["sketch"].shape[0]
+def _sampling_rate(generator, batch: dict[str, Any], size: int, repeats: int, precision: Precision) -> float:
+    """Images/s of the generator in eval mode at batch `size` (the sketch batch repeated), as
+    sampling runs it: on the batch's device, under the precision's autocast."""
+    index = torch.arange(size, device=batch["sketch"].device) % batch["sketch"].shape[0]
     sketch, encoded = batch["sketch"][index], batch["cond"][index]
     generator.eval()
 
     def run() -> None:
-        with torch.no_grad():
+        with torch.no_grad(), precision.autocast():
             generator(sketch, encoded)
 
-    return _median_rate(run, size, repeats)
+    return _median_rate(run, size, repeats, precision.device)
 
 
-def speed(recipe: Recipe, steps: int = 60, repeats: int = 5) -> dict[str, Any]:
-    """Every field of SPEED_FIELDS, measured on this machine for `recipe`'s model and size."""
-    step, parts, batch = reference_step(recipe)
+def _with_peak_memory_mb(run: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
+    """`run()`'s result and peak memory in MiB: on CUDA the most its own tensors held on the device
+    (what was allocated before it does not count); on the CPU the process's peak resident set so far
+    (all the CPU reports)."""
+    if device.type != "cuda":
+        result = run()
+        return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    result = run()
+    return result, (torch.cuda.max_memory_allocated(device) - before) / 2**20
+
+
+def speed(recipe: Recipe, steps: int = 60, repeats: int = 5,
+          device: str | torch.device | None = None) -> dict[str, Any]:
+    """Every field of SPEED_FIELDS, measured on `device` (default: training's) for `recipe`'s model and size."""
+    device = resolve_device(device)
+    precision = resolve_precision(recipe.train.mixed_precision, device)
+    step, parts, batch = reference_step(recipe, precision)
     b = recipe.train.batch_size
     flops = flops_per_image(step, b)
     # Both loops are timed over intervals of `every` steps; the reference before and after
@@ -136,48 +209,47 @@ def speed(recipe: Recipe, steps: int = 60, repeats: int = 5) -> dict[str, Any]:
     every = max(2, steps // 6)
 
     def reference_rates() -> list[float]:
-        return _rates(lambda: [step() for _ in range(every)], b * every, repeats)
+        return _rates(lambda: [step() for _ in range(every)], b * every, repeats, device)
 
     before = reference_rates()
-    loop = statistics.median(_loop_rates(recipe, steps, every))
+    loop_rates, peak_memory = _with_peak_memory_mb(lambda: _loop_rates(recipe, steps, every, device), device)
+    loop = statistics.median(loop_rates)
     reference = statistics.median(before + reference_rates())
-    fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
-    ceiling = bf16 if recipe.train.mixed_precision == "bf16" else fp32
+    fp32, bf16 = matmul_gflops(torch.float32, device), matmul_gflops(torch.bfloat16, device)
+    ceiling = bf16 if precision.mixed_precision == "bf16" else fp32
     result = {
+        "device": describe_device(device),
+        "precision": precision.name,
         "train_images_per_s": loop,
         "reference_images_per_s": reference,
         "ratio": loop / reference,
         "flops_per_image": flops,
-        "matmul_gflops_fp32": fp32,
+        "matmul_gflops_fp32_tf32": fp32,
         "matmul_gflops_bf16": bf16,
         "roofline_fraction": loop * flops / (ceiling * 1e9),
-        "sample_images_per_s_b1": _sampling_rate(parts.generator, batch, 1, repeats),
-        "sample_images_per_s_b64": _sampling_rate(parts.generator, batch, 64, repeats),
-        "peak_memory_mb": _peak_memory_mb(),
+        "sample_images_per_s_b1": _sampling_rate(parts.generator, batch, 1, repeats, precision),
+        "sample_images_per_s_b64": _sampling_rate(parts.generator, batch, 64, repeats, precision),
+        "peak_memory_mb": peak_memory,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
     return {k: result[k] for k in SPEED_FIELDS}
 
 
-def _peak_memory_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def quality(recipe: Recipe, minutes: float, out: Path | None = None) -> dict[str, Any]:
-    """Train for `minutes` of wall-clock time, then score the held-out split like `evaluate`."""
+def quality(recipe: Recipe, minutes: float, out: Path | None = None,
+            device: str | torch.device | None = None) -> dict[str, Any]:
+    """Train for `minutes` of wall-clock time on `device`, then score the held-out split like `evaluate`."""
     from colorgan.evaluate import evaluate
     from colorgan.train import train
 
+    device = resolve_device(device)  # a bad --device fails before any training
     with tempfile.TemporaryDirectory() as tmp:
         run = out or Path(tmp) / "run"
         started = time.perf_counter()
-        result = train(recipe, out=run, time_limit=minutes * 60)
+        result = train(recipe, out=run, time_limit=minutes * 60, device=device)
         elapsed = (time.perf_counter() - started) / 60
         world = json.loads((run / "run.json").read_text())["world_size"]
-        scores = evaluate(result.model, split="test")
+        scores = evaluate(result.model, split="test", device=device)
     scores.update(steps=result.step, minutes=elapsed,
                   images_seen=result.step * recipe.train.batch_size * recipe.train.grad_accum * world)
     return scores

@@ -261,6 +261,10 @@ def bench() -> None:
     """Measure speed and quality on this machine (never in tests: here)."""
 
 
+bench_device_option = click.option(
+    "--device", help="cpu, cuda or cuda:N: where to train and time (default: training's, cuda if available).")
+
+
 def _print_flat(result: dict) -> None:
     for key, value in result.items():
         click.echo(f"{key:<26} {value:.4g}" if isinstance(value, float) else f"{key:<26} {value}")
@@ -272,15 +276,16 @@ def _print_flat(result: dict) -> None:
 @overrides_option
 @click.option("--steps", type=click.IntRange(min=4), default=60, show_default=True,
               help="Steps of colorgan's loop to time.")
+@bench_device_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def bench_speed(recipe_path: Path, overrides: tuple[str, ...], steps: int, as_json: bool) -> None:
-    """Training and sampling images/s, colorgan's loop vs a plain PyTorch loop, FLOPs, roofline."""
+def bench_speed(recipe_path: Path, overrides: tuple[str, ...], steps: int, device: str | None, as_json: bool) -> None:
+    """Training and sampling images/s, colorgan's loop vs a plain PyTorch loop, FLOPs, roofline: on one device."""
     from colorgan import recipe as recipes
     from colorgan.bench import speed
 
     import json
 
-    result = speed(recipes.load_validated(recipe_path, overrides), steps=steps)
+    result = speed(recipes.load_validated(recipe_path, overrides), steps=steps, device=device)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -294,9 +299,10 @@ def bench_speed(recipe_path: Path, overrides: tuple[str, ...], steps: int, as_js
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
               help="Wall-clock training budget.")
 @click.option("--out", type=click.Path(path_type=Path), help="Keep the run folder here (default: temporary).")
+@bench_device_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_quality(recipe_path: Path, overrides: tuple[str, ...], minutes: float, out: Path | None,
-                  as_json: bool) -> None:
+                  device: str | None, as_json: bool) -> None:
     """Train for a time budget, then score the held-out split (the metrics of `evaluate`)."""
     from colorgan import recipe as recipes
     from colorgan.bench import quality
@@ -305,7 +311,7 @@ def bench_quality(recipe_path: Path, overrides: tuple[str, ...], minutes: float,
 
     from colorgan.evaluate import format_table
 
-    result = quality(recipes.load_validated(recipe_path, overrides), minutes, out)
+    result = quality(recipes.load_validated(recipe_path, overrides), minutes, out, device=device)
     if as_json:
         click.echo(json.dumps(result))
     else:

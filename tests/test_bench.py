@@ -3,35 +3,68 @@
 import json
 import math
 
+import pytest
+import torch
 from click.testing import CliRunner
 
-from colorgan.bench import SPEED_FIELDS
+from colorgan.bench import SPEED_FIELDS, reference_step
 from colorgan.cli import cli
+from colorgan.hardware import Precision
+from colorgan.recipe import from_dict
+
+TEXT_FIELDS = ("device", "precision", "torch", "threads")
+
+
+def _bench_speed(write_recipe, recipe, *args):
+    return CliRunner().invoke(cli, ["bench", "speed", "--recipe", str(write_recipe(recipe)), "--steps", "6", *args])
 
 
 def test_bench_speed_json_has_every_field(tiny_recipe, write_recipe):
-    result = CliRunner().invoke(cli, ["bench", "speed", "--recipe", str(write_recipe(tiny_recipe)),
-                                      "--steps", "6", "--json"])
+    result = _bench_speed(write_recipe, tiny_recipe, "--device", "cpu", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert tuple(data) == SPEED_FIELDS
-    for key in SPEED_FIELDS[:-2]:
+    for key in set(SPEED_FIELDS) - set(TEXT_FIELDS):
         assert isinstance(data[key], float) and math.isfinite(data[key]) and data[key] > 0, key
     assert data["flops_per_image"] > 1e5  # a U-Net step is at least this much work
+    assert data["device"].startswith("cpu ") and "native bf16: " in data["device"]
+    assert data["precision"] in ("bf16", "fp32")
     assert data["torch"].split(".")[0].isdigit() and data["threads"] >= 1
 
 
 def test_bench_speed_table_and_overrides(tiny_recipe, write_recipe):
-    result = CliRunner().invoke(cli, ["bench", "speed", "--recipe", str(write_recipe(tiny_recipe)),
-                                      "--steps", "4", "-o", "train.mixed_precision=bf16"])
+    result = _bench_speed(write_recipe, tiny_recipe, "-o", "train.mixed_precision=no")
     assert result.exit_code == 0, result.output
     assert "roofline_fraction" in result.output and "matmul_gflops_bf16" in result.output
+    assert [line.split()[1] for line in result.output.splitlines() if line.startswith("precision ")] == ["fp32"]
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:99" if torch.cuda.is_available() else "cuda"])
+def test_bench_bad_device_is_one_line_exit_2(tiny_recipe, write_recipe, device):
+    for command in (["speed", "--steps", "4"], ["quality", "--minutes", "0.01"]):
+        result = CliRunner().invoke(cli, ["bench", *command, "--recipe", str(write_recipe(tiny_recipe)),
+                                          "--device", device])
+        assert result.exit_code == 2, result.output
+        assert len(result.output.strip().splitlines()) == 1 and f"--device {device}:" in result.output
+
+
+@pytest.mark.parametrize("layout", [False, True])
+def test_reference_step_runs_on_the_requested_device(tiny_recipe, layout):
+    """The meta device proves every module and batch tensor is moved (on a CPU-only machine the CPU would not)."""
+    recipe, meta = from_dict(tiny_recipe), torch.device("meta")
+    recipe.train.channels_last = layout
+    _, parts, batch = reference_step(recipe, Precision(meta, "no", "test"))
+    tensors = [*parts.generator.parameters(), *parts.discriminator.parameters(), *batch.values()]
+    assert {t.device for t in tensors} == {meta}
+    images = [batch["sketch"], batch["target"]] + [p for p in parts.generator.parameters() if p.dim() == 4]
+    expected = torch.channels_last if layout else torch.contiguous_format
+    assert all(t.is_contiguous(memory_format=expected) for t in images)
 
 
 def test_bench_quality_json_has_evaluate_keys_and_budget(tiny_recipe, write_recipe, tmp_path):
     tiny_recipe["train"].update(max_steps=None, epochs=1000)
     result = CliRunner().invoke(cli, ["bench", "quality", "--recipe", str(write_recipe(tiny_recipe)),
-                                      "--minutes", "0.05", "--json", "--out", str(tmp_path / "run")])
+                                      "--minutes", "0.05", "--device", "cpu", "--json", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert {"psnr", "ssim", "l1", "condition_error", "condition_accuracy", "n",
@@ -46,3 +79,13 @@ def test_bench_quality_json_has_evaluate_keys_and_budget(tiny_recipe, write_reci
 def test_bench_bad_recipe_is_exit_2(tmp_path):
     result = CliRunner().invoke(cli, ["bench", "speed", "--recipe", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2 and "recipe file not found" in result.output
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bench_speed_on_cuda(tiny_recipe, write_recipe):
+    result = _bench_speed(write_recipe, tiny_recipe, "--device", "cuda", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["device"].startswith("cuda:0 ") and data["precision"] in ("bf16", "tf32", "fp32")
+    assert data["train_images_per_s"] > 0 and data["reference_images_per_s"] > 0
