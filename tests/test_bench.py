@@ -11,6 +11,7 @@ from colorgan.bench import SPEED_FIELDS, reference_step
 from colorgan.cli import cli
 from colorgan.hardware import Precision
 from colorgan.recipe import from_dict
+from test_gpu import colorgan
 
 TEXT_FIELDS = ("device", "precision", "torch", "threads")
 
@@ -39,7 +40,7 @@ def test_bench_speed_table_and_overrides(tiny_recipe, write_recipe):
     assert [line.split()[1] for line in result.output.splitlines() if line.startswith("precision ")] == ["fp32"]
 
 
-@pytest.mark.parametrize("device", ["tpu", "cuda:99" if torch.cuda.is_available() else "cuda"])
+@pytest.mark.parametrize("device", ["tpu", "cuda"])  # this process never sees a GPU (conftest)
 def test_bench_bad_device_is_one_line_exit_2(tiny_recipe, write_recipe, device):
     for command in (["speed", "--steps", "4"], ["quality", "--minutes", "0.01"]):
         result = CliRunner().invoke(cli, ["bench", *command, "--recipe", str(write_recipe(tiny_recipe)),
@@ -82,10 +83,10 @@ def test_bench_bad_recipe_is_exit_2(tmp_path):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_bench_speed_on_cuda(tiny_recipe, write_recipe):
-    result = _bench_speed(write_recipe, tiny_recipe, "--device", "cuda", "--json")
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+def test_bench_speed_on_cuda(tiny_recipe, write_recipe, gpu_env):
+    done = colorgan(["bench", "speed", "--recipe", write_recipe(tiny_recipe), "--device", "cuda", "--steps", "6",
+                     "--json"], gpu_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(done.stdout)
     assert data["device"].startswith("cuda:0 ") and data["precision"] in ("bf16", "tf32", "fp32")
     assert data["train_images_per_s"] > 0 and data["reference_images_per_s"] > 0
