@@ -105,8 +105,9 @@ def recipe_check(path: Path, overrides: tuple[str, ...]) -> None:
 @click.option("--resume", metavar="latest|PATH", help="Continue a run exactly from its latest (or a given) checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
 @click.option("--stop-at", type=click.IntRange(min=1), help="Pause after this step (checkpoint written; resume later).")
+@click.option("--device", help="cpu or cuda (default: cuda if available; under torchrun each rank its own GPU).")
 def train(recipe_path: Path, overrides: tuple[str, ...], out: Path | None, resume: str | None,
-          overwrite: bool, stop_at: int | None) -> None:
+          overwrite: bool, stop_at: int | None, device: str | None) -> None:
     """Train RECIPE: writes samples, checkpoints, metrics.jsonl and model.safetensors to the run folder."""
     from colorgan import recipe as recipes
     from colorgan.train import train as run_training
@@ -114,7 +115,7 @@ def train(recipe_path: Path, overrides: tuple[str, ...], out: Path | None, resum
     if resume is not None and out is None:
         raise BadInput("--resume needs --out RUN (the run folder to continue)")
     result = run_training(recipes.load_validated(recipe_path, overrides), out=out, resume=resume,
-                          overwrite=overwrite, stop_at=stop_at)
+                          overwrite=overwrite, stop_at=stop_at, device=device)
     from accelerate import PartialState
 
     if PartialState().is_main_process:
@@ -235,9 +236,8 @@ def evaluate_cmd(model: Path, data_path: Path | None, split: str, as_json: bool,
     import json
 
     from colorgan.evaluate import evaluate, format_table
-    from colorgan.sampling import parse_device
 
-    result = evaluate(model, data_path, split, device=parse_device(device), batch_size=batch_size)
+    result = evaluate(model, data_path, split, device=device, batch_size=batch_size)
     click.echo(json.dumps(result) if as_json else format_table(result))
 
 

@@ -50,7 +50,6 @@ class DataConfig:
     fit: Literal["pad", "resize"] = "pad"
     holdout: Holdout = field(default_factory=Holdout)
     icons: Icons = field(default_factory=Icons)
-    num_workers: int = 0
 
 
 @dataclass

@@ -29,8 +29,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from colorgan import checkpoint, run_state
-from colorgan.build import build_parts
-from colorgan.data import load_dataset, make_collate
+from colorgan.build import build_parts, warn_batchnorm_at_batch_one
+from colorgan.data import load_dataset
+from colorgan.data.device_batches import DeviceBatches, RowNumbers
 from colorgan.errors import ColorganError, RecipeError
 from colorgan.guard import LOSS_NAMES, NonFiniteGuard, NonFiniteLoss
 from colorgan.hardware import Precision, resolve_device, resolve_precision
@@ -115,6 +116,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     set_seed(recipe.seed)
     data = load_dataset(recipe.data, recipe.seed)
     parts = build_parts(recipe, data.schema)
+    warn_batchnorm_at_batch_one(parts, t.batch_size)
     if t.sync_batchnorm:
         if state.device.type != "cuda":
             raise RecipeError("train.sync_batchnorm: SyncBatchNorm needs GPUs; on the CPU leave it false")
@@ -154,8 +156,7 @@ def _accelerator(recipe: Recipe, run: Path, device: torch.device) -> Accelerator
         gradient_accumulation_steps=t.grad_accum,
         log_with=log_with,
         project_dir=str(run),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed,
-                                                  non_blocking=device.type == "cuda"),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
         # Without SyncBatchNorm each rank keeps its own BatchNorm statistics (chosen, not defaulted).
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
     )
@@ -179,10 +180,9 @@ class Trainer:
         self.layout = layout
         parts.generator.to(device=device, memory_format=layout)
         parts.discriminator.to(device=device, memory_format=layout)
-        loader = DataLoader(data.train, batch_size=t.batch_size, shuffle=True, drop_last=True,
-                            collate_fn=make_collate(parts.generator.encode), num_workers=recipe.data.num_workers,
-                            generator=torch.Generator().manual_seed(recipe.seed),
-                            pin_memory=device.type == "cuda")
+        self.batches = DeviceBatches(data.train, parts.generator.encode, device)
+        loader = DataLoader(RowNumbers(len(data.train)), batch_size=t.batch_size, shuffle=True, drop_last=True,
+                            generator=torch.Generator().manual_seed(recipe.seed))
         opt = recipe.optimizer
         g_opt = adam(parts.generator.parameters(), opt, opt.lr, device)
         d_opt = adam(parts.discriminator.parameters(), opt, opt.d_lr or opt.lr, device)
@@ -248,8 +248,8 @@ class Trainer:
                     self.loader.set_epoch(progress.epoch)
                     batches = (accelerator.skip_first_batches(self.loader, progress.batches_in_epoch)
                                if progress.batches_in_epoch else self.loader)
-                    for batch in batches:
-                        batch = self._to_layout(batch)
+                    for rows in batches:
+                        batch = self._batch(rows)
                         with accelerator.accumulate(*self.prepared):
                             losses = gan_step(accelerator, self.models, batch, self.precision, t.l1_weight,
                                               t.grad_clip, self.guard, progress.step + 1)
@@ -288,11 +288,12 @@ class Trainer:
         accelerator.end_training()
         return TrainResult(self.run, progress.step, model, exit_code)
 
-    def _to_layout(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def _batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The rows' images gathered on the device, in the models' memory layout."""
+        batch = self.batches.batch(rows)
         if self.layout is torch.contiguous_format:
             return batch
-        return {k: v.contiguous(memory_format=self.layout) if torch.is_tensor(v) and v.dim() == 4 else v
-                for k, v in batch.items()}
+        return {k: v.contiguous(memory_format=self.layout) if v.dim() == 4 else v for k, v in batch.items()}
 
     def _any_rank(self, flag: bool) -> bool:
         """A host flag, true if true on any rank (a collective only when there are several)."""
@@ -335,15 +336,18 @@ class Trainer:
     def sample(self, losses: torch.Tensor) -> None:
         if not self.accelerator.is_main_process:
             return
+        started = time.perf_counter()
         sheet = render(self.eval_generator(), self.samples, self.device)
         (self.run / "samples").mkdir(exist_ok=True)
         sheet.save(self.run / "samples" / f"step-{self.progress.step:06d}.png")
         log_image(self.accelerator, "samples", sheet, self.progress.step)
+        self.accelerator.log({"sample_seconds": time.perf_counter() - started}, step=self.progress.step)
 
     def validate(self, losses: torch.Tensor) -> None:
         if self.accelerator.is_main_process:
+            started = time.perf_counter()
             metrics = validate_generator(self.eval_generator(), self.data.test, self.device, self.recipe)
-            self.accelerator.log(metrics, step=self.progress.step)
+            self.accelerator.log({**metrics, "val_seconds": time.perf_counter() - started}, step=self.progress.step)
             self._keep_best(metrics)
         self.accelerator.wait_for_everyone()
 

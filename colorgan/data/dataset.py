@@ -7,6 +7,7 @@ and no file I/O, which matters more than anything else for small images on CPUs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -74,6 +75,30 @@ class ColorDataset(Dataset):
             "conditions": dict(self.conditions[i]),
             "index": self.indices[i],
         }
+
+
+    def stacked(self) -> "StackedRows":
+        """Every row's images and conditions as whole tensors (distinct images stored once)."""
+        sketch_ids = {p: k for k, p in enumerate(self._sketches)}
+        target_ids = {p: k for k, p in enumerate(self._targets)}
+        return StackedRows(
+            sketches=torch.stack(list(self._sketches.values())),
+            targets=torch.stack(list(self._targets.values())),
+            sketch_of_row=torch.tensor([sketch_ids[s] for s, _ in self.pairs], dtype=torch.long),
+            target_of_row=torch.tensor([target_ids[t] for _, t in self.pairs], dtype=torch.long),
+            conditions=self.conditions,
+        )
+
+
+@dataclass
+class StackedRows:
+    """A dataset as tensors: uint8 images, each row's image numbers, and the rows' conditions."""
+
+    sketches: torch.Tensor       # (S, C, H, W) uint8, each distinct sketch once
+    targets: torch.Tensor        # (T, C, H, W) uint8
+    sketch_of_row: torch.Tensor  # (N,) long
+    target_of_row: torch.Tensor  # (N,) long
+    conditions: list[dict[str, str]]
 
 
 class Collate:
