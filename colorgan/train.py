@@ -156,7 +156,8 @@ def _accelerator(recipe: Recipe, run: Path, device: torch.device) -> Accelerator
         gradient_accumulation_steps=t.grad_accum,
         log_with=log_with,
         project_dir=str(run),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed,
+                                                  non_blocking=device.type == "cuda"),
         # Without SyncBatchNorm each rank keeps its own BatchNorm statistics (chosen, not defaulted).
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
     )
@@ -181,8 +182,10 @@ class Trainer:
         parts.generator.to(device=device, memory_format=layout)
         parts.discriminator.to(device=device, memory_format=layout)
         self.batches = DeviceBatches(data.train, parts.generator.encode, device)
+        # Row numbers reach the GPU from pinned memory without blocking: a pageable copy would make
+        # the host wait for the GPU to go idle at every step.
         loader = DataLoader(RowNumbers(len(data.train)), batch_size=t.batch_size, shuffle=True, drop_last=True,
-                            generator=torch.Generator().manual_seed(recipe.seed))
+                            generator=torch.Generator().manual_seed(recipe.seed), pin_memory=device.type == "cuda")
         opt = recipe.optimizer
         g_opt = adam(parts.generator.parameters(), opt, opt.lr, device)
         d_opt = adam(parts.discriminator.parameters(), opt, opt.d_lr or opt.lr, device)
