@@ -4,17 +4,17 @@ The same function scores training's validation (`validation.py`), so `colorgan e
 exported model reproduces the `val_*` numbers its run logged for the same weights.
 
 Images are scored at the model's size (the fitted square the model sees, as in training), as
-uint8 RGB (what a saved PNG holds). Attribute regions need every ground-truth variant of a
-character (a test split alone may lack the pairs that define them), so all rows of the dataset
-that share a scored row's sketch are passed to `metrics.evaluate_images` as references.
+uint8 RGB (what a saved PNG holds), on the device that generated them. Attribute regions need
+every ground-truth variant of a character (a test split alone may lack the pairs that define
+them), so `metrics.References` are built from every row of the dataset that shares a scored
+row's sketch (`character_dataset`).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
-from weakref import WeakKeyDictionary
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -23,14 +23,17 @@ from torch.utils.data import DataLoader, Subset
 from colorgan import metrics
 from colorgan.errors import ColorganError, DataError
 
+if TYPE_CHECKING:
+    from colorgan.data.dataset import ColorDataset
+
 SPLITS = ("test", "train", "all")
 ValueKey = tuple[str, ...]
 
 
-def _uint8(t: torch.Tensor) -> np.ndarray:
-    """(..., 3, H, W) in [-1, 1] -> (..., H, W, 3) uint8, rounded as `to_pil` does."""
-    t = t.detach().float().cpu().clamp(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8)
-    return t.movedim(-3, -1).numpy()
+def _uint8(t: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) in [-1, 1] -> (..., H, W, 3) uint8 on the same device, rounded as `to_pil`
+    does, so scores are those of the saved PNG without a trip to the host."""
+    return t.detach().float().clamp(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8).movedim(-3, -1)
 
 
 def _base(dataset):
@@ -43,14 +46,25 @@ def sketch_of(dataset) -> dict[int, str]:
     return {idx: pair[0] for idx, pair in zip(base.indices, base.pairs)}
 
 
-def references_of(dataset, attributes: Sequence[str]) -> dict[str, dict[ValueKey, np.ndarray]]:
-    """{character: {value tuple: ground-truth uint8 RGB}} over every row of a ColorDataset."""
-    refs: dict[str, dict[ValueKey, np.ndarray]] = {}
+def character_dataset(root: Path, frame, schema, rows: Sequence[int], cfg) -> ColorDataset:
+    """Every row of `frame` that shares a sketch (a character) with one of `rows`, decoded as
+    `cfg` (a recipe's `data`) says: the ground truth that defines those characters' regions."""
+    from colorgan.data.dataset import ColorDataset
+
+    sketches = set(frame["input"].iloc[list(rows)])
+    keep = [i for i, s in enumerate(frame["input"]) if s in sketches]
+    return ColorDataset(root, frame.iloc[keep], schema, cfg.image_size, cfg.sketch_channels,
+                        cfg.keep_alpha, cfg.fit)
+
+
+def references_of(dataset, attributes: Sequence[str], device=None) -> metrics.References:
+    """`metrics.References` (regions, value colours) from every row of a ColorDataset, on `device`."""
+    images: dict[str, dict[ValueKey, torch.Tensor]] = {}
     for i in range(len(dataset)):
         item = dataset[i]
         key = tuple(str(item["conditions"][a]) for a in attributes)
-        refs.setdefault(dataset.pairs[i][0], {})[key] = _uint8(item["target"][:3])
-    return refs
+        images.setdefault(dataset.pairs[i][0], {})[key] = _uint8(item["target"][:3])
+    return metrics.References.build(images, attributes, device=device)
 
 
 @torch.no_grad()
@@ -66,7 +80,7 @@ def generate_records(generator, dataset, device, batch_size: int = 32) -> list[d
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collate(generator.encode))
         for batch in loader:
             fake, _ = generator(batch["sketch"].to(device), batch["cond"].to(device))
-            preds, targets = _uint8(fake[:, :3]), _uint8(batch["target"][:, :3])
+            preds, targets = _uint8(fake[:, :3]), _uint8(batch["target"][:, :3].to(device))
             for pred, target, index, cond in zip(preds, targets, batch["index"].tolist(), batch["conditions"]):
                 records.append({"pred": pred, "target": target,
                                 "character": characters[index], "conditions": cond})
@@ -76,7 +90,7 @@ def generate_records(generator, dataset, device, batch_size: int = 32) -> list[d
 
 
 def evaluate_generator(generator, dataset, device, attributes: Sequence[str],
-                       references: Mapping[str, Mapping[ValueKey, Any]] | None = None,
+                       references: metrics.References | Mapping[str, Mapping[ValueKey, Any]] | None = None,
                        batch_size: int = 32) -> dict[str, Any]:
     """The shared core: generate for every row of `dataset`, score with `metrics.evaluate_images`."""
     records = generate_records(generator, dataset, device, batch_size)
@@ -98,37 +112,6 @@ def flatten(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     return flat
 
 
-# --- validation during training -------------------------------------------------------------
-
-_VALIDATION_REFERENCES: WeakKeyDictionary = WeakKeyDictionary()
-
-
-def validation_references(dataset, data_cfg) -> dict[str, dict[ValueKey, np.ndarray]] | None:
-    """References for a held-out ColorDataset: every row of its characters in the dataset folder.
-
-    Decoded once per dataset object (cached), since validation runs every `eval_every` steps.
-    None for a dataset that is not a Metadata.csv ColorDataset (its own targets are used then).
-    """
-    if dataset in _VALIDATION_REFERENCES:
-        return _VALIDATION_REFERENCES[dataset]
-    if not all(hasattr(dataset, a) for a in ("root", "pairs", "indices", "schema")):
-        return None
-    from colorgan.data.dataset import ColorDataset
-    from colorgan.data.metadata import read_metadata
-
-    frame, _ = read_metadata(dataset.root)
-    sketches = {p[0] for p in dataset.pairs}
-    mine = set(dataset.indices)
-    rows = [i for i, s in enumerate(frame["input"]) if s in sketches and i not in mine]
-    refs: dict[str, dict[ValueKey, np.ndarray]] = {}
-    if rows:
-        others = ColorDataset(dataset.root, frame.iloc[rows], dataset.schema, data_cfg.image_size,
-                              data_cfg.sketch_channels, data_cfg.keep_alpha, data_cfg.fit)
-        refs = references_of(others, dataset.schema.names)
-    _VALIDATION_REFERENCES[dataset] = refs
-    return refs
-
-
 # --- evaluating a model file ----------------------------------------------------------------
 
 
@@ -142,7 +125,6 @@ def evaluate(model: Any, data_path: str | Path | None = None, split: str = "test
     "condition_accuracy": {attr: share}, "n"}` (see `metrics.evaluate_images`).
     """
     from colorgan.data import resolve_data_path
-    from colorgan.data.dataset import ColorDataset
     from colorgan.data.metadata import read_metadata
     from colorgan.data.splits import split_frame
     from colorgan.inference import Colorizer
@@ -168,14 +150,11 @@ def evaluate(model: Any, data_path: str | Path | None = None, split: str = "test
     attrs = schema.names
     conditions = frame[attrs].iloc[rows].drop_duplicates()
     colorizer.encode([dict(zip(attrs, v)) for v in conditions.itertuples(index=False, name=None)])
-    sketches = set(frame["input"].iloc[rows])
-    ref_rows = [i for i, s in enumerate(frame["input"]) if s in sketches]
-    dataset = ColorDataset(root, frame.iloc[ref_rows], schema, cfg.image_size, cfg.sketch_channels,
-                           cfg.keep_alpha, cfg.fit)
+    dataset = character_dataset(root, frame, schema, rows, cfg)
     wanted = set(rows)
     subset = Subset(dataset, [p for p, idx in enumerate(dataset.indices) if idx in wanted])
     return evaluate_generator(colorizer.generator, subset, colorizer.device, attrs,
-                              references_of(dataset, attrs), batch_size)
+                              references_of(dataset, attrs, colorizer.device), batch_size)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -11,8 +11,9 @@ from colorgan.cli import cli
 from colorgan.data import load_dataset
 from colorgan.evaluate import evaluate, flatten
 from colorgan.inference import Colorizer
+from colorgan.metrics import References
 from colorgan.train import train
-from colorgan.validation import lower_is_better, validate_generator
+from colorgan.validation import lower_is_better, validate_generator, validation_references
 
 KEYS = {"psnr", "ssim", "l1", "condition_error", "condition_accuracy", "n"}
 
@@ -66,7 +67,7 @@ def test_evaluate_reproduces_the_runs_last_validation(run, test_result):
     last = [r for r in records if "val_l1" in r][-1]
     assert last["step"] == 6
     flat = flatten(test_result, "val_")
-    assert set(flat) == {k for k in last if k != "step"}
+    assert set(flat) == {k for k in last if k not in ("step", "val_seconds")}  # val_seconds: its timing
     for key, value in flat.items():
         assert last[key] == pytest.approx(value, rel=1e-6), key
 
@@ -79,6 +80,21 @@ def test_validation_keys_and_which_are_lower_is_better(model, data):
     assert all(isinstance(v, float) for v in metrics.values())
     assert lower_is_better("val_l1") and lower_is_better("val_condition_error_shirt")
     assert not lower_is_better("val_psnr") and not lower_is_better("val_condition_accuracy_hair")
+
+
+def test_validation_builds_the_references_once(model, monkeypatch):
+    """Regions and value colours depend on the ground truth only: built at the first validation,
+    reused by every later one (training validates every `eval_every` steps)."""
+    colorizer = Colorizer.load(model, "cpu")
+    held_out = load_dataset(colorizer.recipe.data, colorizer.recipe.seed).test  # a fresh object: nothing cached
+    built = []
+    build = References.build
+    monkeypatch.setattr(References, "build", classmethod(lambda cls, *a, **k: built.append(1) or build(*a, **k)))
+    first = validate_generator(colorizer.generator, held_out, "cpu", colorizer.recipe)
+    refs = validation_references(held_out, colorizer.recipe.data, "cpu")
+    second = validate_generator(colorizer.generator, held_out, "cpu", colorizer.recipe)
+    assert len(built) == 1 and validation_references(held_out, colorizer.recipe.data, "cpu") is refs
+    assert first == pytest.approx(second, nan_ok=True)
 
 
 def test_flatten_turns_nothing_to_judge_into_nan():

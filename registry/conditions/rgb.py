@@ -5,46 +5,23 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
-from PIL import ImageColor
 
+from colorgan.colour import css_lab
 from colorgan.data.schema import ConditionSchema
 from colorgan.errors import ConditionError
 from colorgan.registry import CONDITIONS
 from colorgan.registry.conditions.base import ConditionEncoder
 
-_D65 = np.array([0.95047, 1.0, 1.08883])
-_SRGB_TO_XYZ = np.array(
-    [
-        [0.412453, 0.357580, 0.180423],
-        [0.212671, 0.715160, 0.072169],
-        [0.019334, 0.119193, 0.950227],
-    ]
-)
-
-
-def srgb_to_lab(rgb: Any) -> np.ndarray:
-    """sRGB in [0, 1] (..., 3) -> CIELAB (..., 3) under D65, as skimage.color.rgb2lab computes it."""
-    rgb = np.asarray(rgb, dtype=np.float64)
-    linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = linear @ _SRGB_TO_XYZ.T / _D65
-    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
-    L = 116.0 * f[..., 1] - 16.0
-    a = 500.0 * (f[..., 0] - f[..., 1])
-    b = 200.0 * (f[..., 1] - f[..., 2])
-    return np.stack([L, a, b], axis=-1)
-
 
 @lru_cache(maxsize=4096)
 def colour_vector(value: str) -> tuple[float, float, float] | None:
     """(L/100, a/128, b/128) of a CSS colour name or #rrggbb, or None if it is not a colour."""
-    try:
-        rgb = ImageColor.getrgb(value.strip())
-    except (ValueError, AttributeError):
+    lab = css_lab(value)
+    if lab is None:
         return None
-    L, a, b = srgb_to_lab(np.array(rgb[:3], dtype=np.float64) / 255.0)
-    return (float(L) / 100.0, float(a) / 128.0, float(b) / 128.0)
+    L, a, b = lab.tolist()
+    return (L / 100.0, a / 128.0, b / 128.0)
 
 
 @CONDITIONS.register("rgb")
