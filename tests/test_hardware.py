@@ -1,0 +1,70 @@
+"""The one device and precision policy: auto picks bf16 only where it is native, an emulated bf16
+warns with its measured cost, devices are checked with one-line errors, and run.json records it."""
+
+import json
+
+import pytest
+import torch
+
+from colorgan import hardware
+from colorgan.errors import ColorganError
+from colorgan.hardware import SlowPrecisionWarning, resolve_device, resolve_precision
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "no")])
+def test_auto_follows_what_torch_reports(monkeypatch, native, expected):
+    monkeypatch.setattr(hardware, "bf16_is_native", lambda device: native)
+    precision = resolve_precision("auto", CPU)
+    assert precision.mixed_precision == expected
+    assert precision.name == ("bf16" if native else "fp32")
+    assert precision.reason.startswith("auto:")
+
+
+def test_an_emulated_bf16_is_honoured_with_its_measured_cost(monkeypatch):
+    monkeypatch.setattr(hardware, "bf16_is_native", lambda device: False)
+    monkeypatch.setattr(hardware, "bf16_cost", lambda device: 57.3)
+    with pytest.warns(SlowPrecisionWarning, match=r"emulated on this cpu \(a convolution took 57x its fp32 time\)"):
+        precision = resolve_precision("bf16", CPU)
+    assert precision.mixed_precision == "bf16" and "57x" in precision.reason
+
+
+def test_the_probe_measures_a_ratio():
+    assert hardware.bf16_cost(CPU, repeats=1) > 0
+
+
+def test_explicit_fp32_never_autocasts():
+    precision = resolve_precision("no", CPU)
+    assert precision.dtype == torch.float32
+    with precision.autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_bf16_autocast_makes_matmuls_bf16(monkeypatch):
+    monkeypatch.setattr(hardware, "bf16_is_native", lambda device: True)
+    with resolve_precision("auto", CPU).autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("device, message", [("cuda", "no CUDA GPU is available here"),
+                                             ("toaster", "--device toaster:"),
+                                             ("meta", "expected cpu, cuda or cuda:N")])
+def test_bad_devices_are_one_line(device, message):
+    with pytest.raises(ColorganError, match=message):
+        resolve_device(device)
+
+
+def test_default_device_here_is_the_cpu():
+    assert resolve_device(None) == CPU and resolve_device("auto") == CPU
+
+
+def test_run_json_records_the_resolved_precision(tmp_path, tiny_recipe):
+    from colorgan import recipe as recipes
+    from colorgan.train import train
+
+    tiny_recipe["train"].update(max_steps=1, mixed_precision="auto")
+    result = train(recipes.from_dict(tiny_recipe), out=tmp_path / "run")
+    info = json.loads((result.run / "run.json").read_text())
+    expected = "bf16" if hardware.bf16_is_native(CPU) else "fp32"
+    assert info["precision"] == expected and info["device"] == "cpu" and info["channels_last"] is False
