@@ -130,3 +130,13 @@ def test_resume_from_an_earlier_checkpoint_logs_each_step_once(tmp_path, tiny_re
     train(recipe, out=run, resume=str(run / "checkpoints" / "step-000004"))
     steps = [r["step"] for r in read_metrics(run) if "d_loss" in r]
     assert steps == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_compile_trains_the_same_model(tmp_path, tiny_recipe):
+    """`train.compile: true` (inductor on the CPU here) trains and exports the same weights, up to
+    the reordering of float operations the compiler may do."""
+    tiny_recipe["train"].update(max_steps=2, sample_every=100, eval_every=100)
+    eager = train(recipes.from_dict(tiny_recipe), out=tmp_path / "eager")
+    compiled = train(recipes.from_dict(tiny_recipe, ["train.compile=true"]), out=tmp_path / "compiled")
+    assert not any("_orig_mod" in key for key in weights(compiled.model))
+    assert_same_weights(eager.model, compiled.model, atol=1e-4)
