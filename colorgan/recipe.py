@@ -84,6 +84,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     keep_best: Union[str, None] = None
     threads: Union[int, None] = None
+    dist_timeout: float = 600.0  # seconds a collective waits for the other processes
 
 
 @dataclass
@@ -309,6 +310,8 @@ def validate(recipe: Recipe) -> None:
                 "checkpoint_every", "keep_checkpoints"):
         if getattr(t, key) < 1:
             raise RecipeError(f"train.{key}: expected a positive integer, got {getattr(t, key)}")
+    if not (math.isfinite(t.dist_timeout) and t.dist_timeout > 0):
+        raise RecipeError(f"train.dist_timeout: expected a positive number of seconds, got {t.dist_timeout}")
     o = recipe.optimizer
     for key in ("lr", "d_lr"):
         value = getattr(o, key)
