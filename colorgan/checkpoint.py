@@ -1,8 +1,9 @@
 """The model file: one self-describing `.safetensors` holding the generator and its condition encoder.
 
 Metadata (`colorgan.*` keys, JSON strings) carries the resolved recipe, the condition schema, the
-image size and channels and a format version, so a model file alone rebuilds its modules through
-the registries. Loading never unpickles: safetensors holds only tensors and strings.
+image size and channels and a format version (`colorgan.model_file` writes it and checks it), so a
+model file alone rebuilds its modules through the registries. Loading never unpickles: safetensors
+holds only tensors and strings.
 """
 
 from __future__ import annotations
@@ -10,36 +11,24 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from colorgan.data.schema import ConditionSchema
-from colorgan.errors import ColorganError, ModelFileError
+from colorgan.errors import ColorganError, ModelFileError, shown
+from colorgan.model_file import describe, read_metadata, validate_model_file
 from colorgan.recipe import Recipe, from_dict
-
-FORMAT_VERSION = 1
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".ckpt")
 
 
 def export(generator: torch.nn.Module, recipe: Recipe, schema: ConditionSchema, path: str | Path) -> Path:
     """Write the generator (with its condition encoder) and its description; atomic (temp + rename)."""
     path = Path(path)
-    metadata = {
-        "colorgan.format_version": json.dumps(FORMAT_VERSION),
-        "colorgan.recipe": json.dumps(recipe.to_dict()),
-        "colorgan.schema": json.dumps(schema.to_dict()),
-        "colorgan.image_size": json.dumps(recipe.data.image_size),
-        "colorgan.channels": json.dumps(
-            {"sketch": recipe.data.sketch_channels, "image": 4 if recipe.data.keep_alpha else 3}
-        ),
-    }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        save_file(tensors, str(tmp), metadata=metadata)
+        save_file(tensors, str(tmp), metadata=describe(recipe, schema))
         os.replace(tmp, path)
     except (OSError, SafetensorError) as err:
         from colorgan.run_state import write_failure
@@ -52,73 +41,30 @@ def export(generator: torch.nn.Module, recipe: Recipe, schema: ConditionSchema, 
     return path
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The decoded `colorgan.*` metadata of a model file, or a ModelFileError saying why not."""
-    path = Path(path)
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ModelFileError(
-            f"{path}: pickle-based model files are refused (they can run code); use a colorgan .safetensors file"
-        )
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a folder, not a model file (expected a .safetensors file)")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found")
-    try:
-        from safetensors import safe_open
+def load(path: str | Path, device: str | torch.device = "cpu", max_model_gb: float | None = None):
+    """Rebuild the generator from a model file: `(ConditionalGenerator in eval mode, recipe, schema)`.
 
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ModelFileError(f"{path}: not a readable safetensors file ({err})") from None
-    if "colorgan.format_version" not in raw:
-        raise ModelFileError(f"{path}: a safetensors file, but not a colorgan model (no colorgan.* metadata)")
-    try:
-        meta = {k.removeprefix("colorgan."): json.loads(v) for k, v in raw.items() if k.startswith("colorgan.")}
-    except json.JSONDecodeError as err:
-        raise ModelFileError(f"{path}: damaged colorgan metadata ({err})") from None
-    if not isinstance(meta["format_version"], int) or meta["format_version"] > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: model format version {meta['format_version']} is newer than this colorgan reads "
-            f"({FORMAT_VERSION}); upgrade colorgan"
-        )
-    for key in ("recipe", "schema"):  # everything downstream reads these as mappings
-        if not isinstance(meta.get(key), dict):
-            raise ModelFileError(
-                f"{path}: damaged colorgan metadata (colorgan.{key} is {type(meta.get(key)).__name__}, "
-                "expected a JSON object)"
-            )
-    return meta
-
-
-def load(path: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild the generator from a model file: `(ConditionalGenerator in eval mode, recipe, schema)`."""
+    Everything the file says is checked first (`validate_model_file`, with the memory budget
+    `max_model_gb`); only then is anything built or read beyond the header.
+    """
     from colorgan.build import build_generator
 
     path = Path(path)
-    meta = read_metadata(path)
-    try:
-        recipe = from_dict(meta["recipe"])
-        schema = ConditionSchema.from_mapping(meta["schema"])
-    except (ColorganError, KeyError, AttributeError, TypeError) as err:
-        raise ModelFileError(f"{path}: damaged colorgan metadata ({err})") from None
+    model = validate_model_file(path, max_model_gb)
     # A model file may come from anyone: the modules its recipe lists under `plugins:` are NOT
     # imported (that would run code a stranger named). Components come from what is registered
     # already: built-ins, installed entry-point plugins, and modules this process imported itself.
     try:
-        generator = build_generator(recipe, schema)
-    except ColorganError as err:
-        listed = f"; its recipe lists plugins: {', '.join(recipe.plugins)}" if recipe.plugins else ""
-        raise ModelFileError(
-            f"{path}: cannot rebuild the model: {err}. The component comes from a plugin that is not "
-            f"installed{listed} (model files never import plugins; install the package that provides "
-            "it, or import the module yourself if you trust it)"
-        ) from None
+        generator = build_generator(model.recipe, model.schema)
+    except (ColorganError, TypeError, ValueError) as err:  # installed components refusing the options
+        raise ModelFileError(f"{shown(path)}: damaged colorgan metadata: the embedded recipe does not "
+                             f"build ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     try:
         state = load_file(str(path), device=str(device))
         generator.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError, OSError) as err:
-        raise ModelFileError(f"{path}: damaged or truncated model weights ({str(err).splitlines()[0]})") from None
-    return generator.to(device).eval(), recipe, schema
+        raise ModelFileError(f"{shown(path)}: damaged or truncated model weights ({str(err).splitlines()[0]})") from None
+    return generator.to(device).eval(), model.recipe, model.schema
 
 
 # --- exporting from a run folder ----------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from colorgan import __version__
-from colorgan.errors import ColorganError
+from colorgan.errors import ColorganError, os_error_line
 
 
 class BadInput(click.ClickException):
@@ -24,12 +24,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ColorganError as err:
             raise BadInput(str(err)) from None
-        except OSError as err:
-            from colorgan.run_state import STORAGE_ERRNOS
-
-            if err.errno not in STORAGE_ERRNOS:
+        except OSError as err:  # the system refused a path (full disk, permissions, a name too long)
+            if err.errno is None:  # a library's own OSError: not the storage, a bug
                 raise
-            raise BadInput(f"{err.filename or 'disk'}: {err.strerror}") from None
+            raise BadInput(os_error_line(err)) from None
 
 
 overrides_option = click.option(
@@ -191,6 +189,12 @@ def export_cmd(source: Path, out: Path, onnx_out: Path | None) -> None:
         click.echo(f"onnx: {result.path} ({check})")
 
 
+max_model_gb_option = click.option(
+    "--max-model-gb", type=click.FloatRange(min=0, min_open=True), metavar="GB",
+    help="Refuse a model file whose model would need more memory than this (default: "
+         "$COLORGAN_MAX_MODEL_GB, else 4). Raise it only for a file you trust.")
+
+
 @cli.command("sample")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
@@ -203,12 +207,16 @@ def export_cmd(source: Path, out: Path, onnx_out: Path | None) -> None:
 @click.option("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--keep-alpha", is_flag=True, help="Keep the input's transparency (RGBA output).")
+@click.option("--overwrite", is_flag=True, help="Replace output files that exist (never read-only ones).")
+@max_model_gb_option
 def sample_cmd(model: Path, inputs: tuple[str, ...], conditions: tuple[str, ...], out: Path,
-               sweeps: tuple[str, ...], device: str | None, batch_size: int, keep_alpha: bool) -> None:
+               sweeps: tuple[str, ...], device: str | None, batch_size: int, keep_alpha: bool,
+               overwrite: bool, max_model_gb: float | None) -> None:
     """Colour INPUT sketches (files, folders or globs) with MODEL; all outputs or none."""
     from colorgan.sampling import parse_conditions, sample_files
 
-    written = sample_files(model, inputs, parse_conditions(conditions), out, sweeps, device, batch_size, keep_alpha)
+    written = sample_files(model, inputs, parse_conditions(conditions), out, sweeps, device, batch_size, keep_alpha,
+                           overwrite, max_model_gb)
     for path in written:
         click.echo(str(path))
 

@@ -30,3 +30,23 @@ class ConditionError(ColorganError):
 
 class ModelFileError(ColorganError):
     """A model file that is not a colorgan model, is damaged, or needs a missing component."""
+
+
+def shown(path: object) -> str:
+    """A path as a message shows it: whole, unless so long it would drown the line (a 100,000-character
+    name from a script gone wrong is still recognisable by its two ends)."""
+    text = str(path)
+    return text if len(text) <= 240 else f"{text[:100]}...{text[-100:]} ({len(text):,} characters)"
+
+
+def os_error_line(err: OSError, path: object = None) -> str:
+    """`PATH: reason` for an OSError: the file it names (else `path`), and the system's words.
+
+    Writes report no file name (a full disk fails `write`, not `open`), so callers pass the path
+    they were writing; a second file name (a rename's target) is added when the error has one.
+    """
+    where = err.filename if err.filename is not None else path
+    reason = err.strerror or str(err) or type(err).__name__
+    if err.filename2 is not None:
+        reason += f" (to {shown(err.filename2)})"
+    return f"{shown(where)}: {reason}" if where is not None else reason

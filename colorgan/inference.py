@@ -54,11 +54,16 @@ class Colorizer:
         self.schema = schema
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device | None = None) -> "Colorizer":
-        """Load a colorgan `.safetensors` model file (ModelFileError if it is not a usable one)."""
+    def load(cls, path: str | Path, device: str | torch.device | None = None,
+             max_model_gb: float | None = None) -> "Colorizer":
+        """Load a colorgan `.safetensors` model file (ModelFileError if it is not a usable one).
+
+        Its description is checked before anything is built (`model_file.validate_model_file`),
+        including the memory the model needs against `max_model_gb` (default: the
+        COLORGAN_MAX_MODEL_GB environment variable, else `model_file.DEFAULT_MAX_MODEL_GB`).
+        """
         device = resolve_device(device)
-        check_metadata(path, checkpoint.read_metadata(path))
-        generator, recipe, schema = checkpoint.load(path, device)
+        generator, recipe, schema = checkpoint.load(path, device, max_model_gb)
         return cls(generator, recipe, schema, device)
 
     # --- what the model is -----------------------------------------------------------------
@@ -238,24 +243,3 @@ def _grid(tiles: list[Image.Image], rows: int, cols: int, tile: int, row_labels:
         sheet.paste(t.convert("RGB"), (left + c * (tile + GAP), top + r * (tile + GAP)))
     sheet.info["grid"] = {"rows": rows, "cols": cols, "tile": tile, "gap": GAP, "left": left, "top": top}
     return sheet
-
-
-# --- files in, files out (`colorgan sample`) ---------------------------------------------------
-
-
-def check_metadata(path: str | Path, meta: Mapping[str, Any]) -> None:
-    """Refuse metadata of the wrong shape with a message naming the key (ModelFileError)."""
-    from colorgan.errors import ModelFileError
-
-    def bad(key: str, what: str) -> ModelFileError:
-        return ModelFileError(f"{path}: damaged colorgan metadata: {key} {what}")
-
-    recipe, schema = meta.get("recipe"), meta.get("schema")
-    if not isinstance(recipe, Mapping):
-        raise bad("recipe", f"is {type(recipe).__name__}, expected a mapping of recipe sections")
-    if not isinstance(schema, Mapping) or not all(
-            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in schema.values()):
-        raise bad("schema", "is not a mapping of attribute -> list of values")
-    for key in ("condition", "generator"):
-        if not isinstance(recipe.get(key, {}), Mapping):
-            raise bad(f"recipe.{key}", "is not a mapping {type: NAME, ...}")

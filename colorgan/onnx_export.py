@@ -54,8 +54,8 @@ def export_onnx(model, out: str | Path, opset: int = 17, check: bool = True) -> 
         raise ColorganError(f"ONNX export needs the onnx package: {INSTALL}")
     import onnx
 
-    from colorgan import checkpoint
     from colorgan.inference import Colorizer
+    from colorgan.model_file import describe
 
     colorizer = model if isinstance(model, Colorizer) else Colorizer.load(model, "cpu")
     out = Path(out)
@@ -77,14 +77,7 @@ def export_onnx(model, out: str | Path, opset: int = 17, check: bool = True) -> 
             except TypeError:  # torch without the `dynamo` switch: the TorchScript exporter anyway
                 torch.onnx.export(graph, (sketch, encoded), str(tmp), **kwargs)
         proto = onnx.load(str(tmp))
-        recipe = colorizer.recipe
-        meta = {
-            "colorgan.format_version": json.dumps(checkpoint.FORMAT_VERSION),
-            "colorgan.recipe": json.dumps(recipe.to_dict()),
-            "colorgan.schema": json.dumps(colorizer.schema.to_dict()),
-            "colorgan.image_size": json.dumps(size),
-            "colorgan.channels": json.dumps({"sketch": channels, "image": 4 if recipe.data.keep_alpha else 3}),
-        }
+        meta = describe(colorizer.recipe, colorizer.schema)
         meta["colorgan.onnx_inputs"] = json.dumps({"sketch": [channels, size, size], "encoded": str(encoded.dtype)})
         for key, value in meta.items():
             entry = proto.metadata_props.add()

@@ -20,9 +20,12 @@ from colorgan.recipe import COMPONENT_SECTIONS, Recipe
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
-# Write failures that are the storage's fault (full, over quota, read-only, file too large).
-STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+# Failures that are the storage's, not colorgan's: full, over quota, read-only, file too large, no
+# permission, a name too long, a symlink loop, a path through a file, a device error.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM,
+                            errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EIO})
 _NEARLY_FULL = 1 << 20  # bytes: what a failed write leaves free on a full disk is about nothing
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust libraries (safetensors) quote an errno
 
 # Recipe keys whose change makes a checkpoint unusable: they decide the modules' shapes.
 MODEL_KEYS = tuple(COMPONENT_SECTIONS) + ("data.image_size", "data.sketch_channels", "data.keep_alpha")
@@ -73,6 +76,47 @@ def resolve_resume(run: Path, resume: str) -> Path:
     return path
 
 
+# Files every checkpoint holds (Accelerate's names): the generator's weights and its optimizer.
+_REQUIRED = ("model.safetensors", "optimizer.bin")
+
+
+def check_checkpoint(folder: Path) -> None:
+    """Refuse a checkpoint with a missing or cut-short file, naming it, before the run folder is touched.
+
+    Accelerate's `load_state` would find it half-way through a resume, after the run's recipe and
+    run info were rewritten, with a zip-library message that names no file. Safetensors files
+    check their header against their length; torch.save files are zips whose directory is at the
+    end, so a truncated one has none.
+    """
+    import zipfile
+
+    from safetensors import SafetensorError, safe_open
+
+    for name in _REQUIRED:
+        if not (folder / name).is_file():
+            raise ColorganError(f"{folder / name}: missing: the checkpoint is incomplete; {_earlier(folder)}")
+    for file in sorted(p for p in folder.iterdir() if p.is_file()):
+        try:
+            if file.suffix == ".safetensors":
+                with safe_open(str(file), framework="pt"):
+                    pass
+            elif file.suffix in (".bin", ".pkl", ".pt"):
+                with zipfile.ZipFile(file):
+                    pass
+        except (SafetensorError, zipfile.BadZipFile, OSError, ValueError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else "truncated or corrupt"
+            raise ColorganError(f"{file}: damaged checkpoint file ({reason}); {_earlier(folder)}") from None
+
+
+def _earlier(folder: Path) -> str:
+    """What to do instead of resuming from a damaged checkpoint `folder`."""
+    run = folder.parent.parent
+    earlier = [p for _, p in checkpoint_dirs(run) if p.name < folder.name]
+    if earlier:
+        return f"resume from an earlier one with --resume {earlier[-1]}"
+    return "there is no earlier checkpoint (start the run again with --overwrite)"
+
+
 def save_checkpoint(accelerator, run: Path, step: int, keep: int) -> Path:
     """Save the full training state for `step` atomically, then keep only the newest `keep`."""
     folder = run / "checkpoints"
@@ -109,12 +153,18 @@ def save_checkpoint(accelerator, run: Path, step: int, keep: int) -> Path:
 def write_failure(err: BaseException, folder: Path) -> str | None:
     """Why a write into `folder` failed, in words, when the cause is the storage; else None.
 
-    OSError says so itself. The writers of a checkpoint do not all pass it on: torch.save on a
-    full disk raises RuntimeError ("unexpected pos ..."), safetensors its own error. Those count as
-    the storage's fault when the disk has (next to) no space left.
+    OSError says so itself. The writers of a checkpoint do not all pass it on: safetensors wraps it
+    in its own error ("... No space left on device (os error 28)"), torch.save raises RuntimeError
+    ("unexpected pos ...") and says nothing more. The first counts by its errno, whatever space is
+    left (a checkpoint larger than the whole disk leaves it half empty); the second when the disk
+    has (next to) no space left.
     """
     if isinstance(err, OSError):
         return err.strerror or str(err)
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    code = _OS_ERROR.search(str(err))
+    if code and int(code.group(1)) in STORAGE_ERRNOS:
+        return f"{os.strerror(int(code.group(1)))}; {first}"
     probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -123,7 +173,6 @@ def write_failure(err: BaseException, folder: Path) -> str | None:
     except OSError:
         return None
     if free < _NEARLY_FULL:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return f"No space left on device: {free} bytes free; {first}"
     return None
 
@@ -162,6 +211,7 @@ def prepare_run_folder(run: Path, recipe: Recipe, resume: str | None, overwrite:
                     f"{run}: cannot resume: the recipe changes the model ({', '.join(diff)}); "
                     "start a new run instead"
                 )
+        check_checkpoint(checkpoint)
         return checkpoint
     if run.exists() and not run.is_dir():
         raise ColorganError(f"{run}: exists and is not a folder; --out needs a run folder")

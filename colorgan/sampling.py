@@ -8,14 +8,15 @@ a bad input never leaves a half-written output folder behind.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
-from colorgan import checkpoint
-from colorgan.errors import ColorganError, ConditionError
-from colorgan.inference import Colorizer, check_metadata
+from colorgan.errors import ColorganError, ConditionError, os_error_line
+from colorgan.inference import Colorizer
+from colorgan.model_file import read_description
+from colorgan.outputs import check_replaceable, made_folders
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
@@ -99,16 +100,18 @@ def check_image_file(path: Path) -> None:
 
 def sample_files(model: str | Path, inputs: Sequence[str | Path], conditions: Mapping[str, str],
                  out: str | Path = "samples", sweep: Sequence[str] = (), device: str | None = None,
-                 batch_size: int = 16, keep_alpha: bool = False) -> list[Path]:
+                 batch_size: int = 16, keep_alpha: bool = False, overwrite: bool = False,
+                 max_model_gb: float | None = None) -> list[Path]:
     """Colour every input file into `out`; all or nothing.
 
     Everything that can be checked is checked before any work (model file, conditions, inputs,
-    names); outputs are written under temporary names and renamed only when every one is done,
-    so a failure (an unreadable image, a full disk) leaves nothing behind.
+    names, outputs that exist: replaced only with `overwrite`, read-only ones never); outputs are
+    written under temporary names and renamed only when every one is done, so a failure (an
+    unreadable image, a full disk) leaves nothing behind.
     """
     import os
 
-    colorizer = Colorizer.load(model, device)
+    colorizer = Colorizer.load(model, device, max_model_gb)
     conditions = dict(conditions)
     sweep = list(sweep)
     colorizer.check_given(conditions)
@@ -136,36 +139,28 @@ def sample_files(model: str | Path, inputs: Sequence[str | Path], conditions: Ma
         raise ColorganError(f"{out}: an output would replace one of the inputs; choose another --out")
     if out.exists() and not out.is_dir():
         raise ColorganError(f"{out}: exists and is not a folder")
-    created = [p for p in [out, *out.parents] if not p.exists()]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ColorganError(f"{out}: cannot create output folder ({err.strerror or err})") from None
+    check_replaceable(targets, overwrite)
     temps: list[Path] = []
     try:
-        for start in range(0, len(files), batch_size):
-            chunk = files[start:start + batch_size]
-            if sweep:
-                results = [colorizer.sweep(f, *sweep, conditions=conditions) for f in chunk]
-            else:
-                results = colorizer.colorize(chunk, conditions, keep_alpha=keep_alpha, batch_size=batch_size)
-            for image, target in zip(results, targets[start:start + batch_size]):
-                tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}.png")
-                temps.append(tmp)
-                image.save(tmp, format="PNG")
-        for tmp, target in zip(temps, targets):
-            os.replace(tmp, target)
-    except BaseException as err:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-        for folder in created:  # innermost first; only the empty ones this call made
+        with made_folders(out):
             try:
-                folder.rmdir()
-            except OSError:
-                break
-        if isinstance(err, OSError):
-            raise ColorganError(f"{out}: cannot write output images ({err.strerror or err})") from None
-        raise
+                for start in range(0, len(files), batch_size):
+                    chunk = files[start:start + batch_size]
+                    if sweep:
+                        results = [colorizer.sweep(f, *sweep, conditions=conditions) for f in chunk]
+                    else:
+                        results = colorizer.colorize(chunk, conditions, keep_alpha=keep_alpha, batch_size=batch_size)
+                    for image, target in zip(results, targets[start:start + batch_size]):
+                        tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}.png")
+                        temps.append(tmp)
+                        image.save(tmp, format="PNG")
+                for tmp, target in zip(temps, targets):
+                    os.replace(tmp, target)
+            finally:
+                for tmp in temps:
+                    tmp.unlink(missing_ok=True)
+    except OSError as err:
+        raise ColorganError(f"{out}: cannot write output images ({os_error_line(err)})") from None
     return targets
 
 
@@ -173,27 +168,26 @@ def sample_files(model: str | Path, inputs: Sequence[str | Path], conditions: Ma
 
 
 def describe_model(path: str | Path) -> str:
-    """What a model file holds, from its metadata alone (nothing is built or unpickled)."""
+    """What a model file holds, from its checked metadata alone (nothing is built or unpickled)."""
     import yaml
     from safetensors import safe_open
 
-    meta = checkpoint.read_metadata(path)
-    check_metadata(path, meta)
-    recipe, schema = meta["recipe"], meta["schema"]
+    model = read_description(path)
+    meta, recipe, schema = model.meta, model.recipe.to_dict(), model.schema
     with safe_open(str(path), framework="pt") as f:
         params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())  # noqa: SIM118 - safe_open is not a dict
     lines = [f"model file       {path}",
-             f"format version   {meta.get('format_version')}",
-             f"image size       {meta.get('image_size')} px",
-             f"channels         {_channels(meta.get('channels'))}",
+             f"format version   {meta['format_version']}",
+             f"image size       {meta['image_size']} px",
+             f"channels         {_channels(meta['channels'])}",
              f"tensors          {params:,} values (generator + condition encoder)",
              "", "schema (attributes and values):"]
-    for attr, values in schema.items():
+    for attr, values in schema.attributes:
         lines.append(f"  {attr}: {', '.join(values)}")
     lines += ["", "components:"]
     for section in ("condition", "generator", "discriminator", "loss"):
-        comp = dict(recipe.get(section) or {}) if isinstance(recipe.get(section), Mapping) else {}
-        kind = comp.pop("type", "?")
+        comp = dict(recipe[section])
+        kind = comp.pop("type")
         options = ", ".join(f"{k}={v}" for k, v in comp.items())
         lines.append(f"  {section:<14} {kind}" + (f" ({options})" if options else ""))
     lines += [("  (the file holds the condition encoder and the generator; the discriminator and loss "
@@ -202,9 +196,7 @@ def describe_model(path: str | Path) -> str:
     return "\n".join(lines)
 
 
-def _channels(channels: Any) -> str:
-    if not isinstance(channels, Mapping):
-        return str(channels)
-    image = channels.get("image")
-    return (f"sketch {channels.get('sketch')} ({'grey' if channels.get('sketch') == 1 else 'grey as RGB'}), "
+def _channels(channels: Mapping[str, int]) -> str:
+    image = channels["image"]
+    return (f"sketch {channels['sketch']} ({'grey' if channels['sketch'] == 1 else 'grey as RGB'}), "
             f"image {image} ({'RGBA' if image == 4 else 'RGB'})")

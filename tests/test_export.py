@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from colorgan import checkpoint
+from colorgan import checkpoint, model_file
 from colorgan import recipe as recipes
 from colorgan.cli import cli
 from colorgan.errors import ModelFileError
@@ -59,7 +59,7 @@ def test_export_round_trip_gives_identical_outputs(run, tmp_path):
 
 def test_metadata_carries_recipe_schema_size_channels_and_version(run):
     meta = checkpoint.read_metadata(run / "model.safetensors")
-    assert meta["format_version"] == checkpoint.FORMAT_VERSION
+    assert meta["format_version"] == model_file.FORMAT_VERSION
     assert meta["recipe"] == recipes.load(run / "recipe.yaml").to_dict()
     assert meta["schema"]["hair"] == ["blue", "crimson", "darkgreen", "deepskyblue", "gold"]
     assert list(meta["schema"]) == ["hair", "shirt"] and len(meta["schema"]["shirt"]) == 5
@@ -118,7 +118,7 @@ def test_plain_safetensors_is_not_a_colorgan_model(tmp_path):
 
 def test_newer_format_version_is_refused(run, tmp_path):
     path = rewrite(run / "model.safetensors", tmp_path / "future.safetensors",
-                   {"colorgan.format_version": json.dumps(checkpoint.FORMAT_VERSION + 1)})
+                   {"colorgan.format_version": json.dumps(model_file.FORMAT_VERSION + 1)})
     with pytest.raises(ModelFileError, match="newer than this colorgan reads.*upgrade"):
         checkpoint.load(path)
 

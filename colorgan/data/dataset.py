@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from colorgan.data.images import Fit, load_sketch, load_target, to_uint8, uint8_to_float
+from colorgan.data.images import Fit, image_channels, load_sketch, load_target, to_uint8, uint8_to_float
 from colorgan.data.metadata import resolve_image
 from colorgan.data.schema import ConditionSchema
 from colorgan.errors import DataError
@@ -42,7 +42,7 @@ class ColorDataset(Dataset):
         self.schema = schema
         self.image_size = image_size
         self.sketch_channels = sketch_channels
-        self.target_channels = 4 if keep_alpha else 3
+        self.target_channels = image_channels(keep_alpha)
         self.indices = [int(i) for i in frame.index]
         self.pairs = list(zip(frame["input"], frame["output"]))
         self.conditions = [

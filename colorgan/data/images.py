@@ -60,6 +60,12 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     return img
 
 
+def image_channels(keep_alpha: bool) -> int:
+    """Channels of a coloured image: RGB, plus alpha when transparency is kept (the one place that
+    says so: datasets, generators and model files all ask here)."""
+    return 4 if keep_alpha else 3
+
+
 def has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
 
