@@ -238,14 +238,15 @@ def info_cmd(model: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--device", help="cpu, cuda, ... (default: cuda if available).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--per-character", is_flag=True, help="Also each character's scores, worst PSNR first.")
 def evaluate_cmd(model: Path, data_path: Path | None, split: str, as_json: bool, device: str | None,
-                 batch_size: int) -> None:
+                 batch_size: int, per_character: bool) -> None:
     """Score MODEL on DATA (default: the dataset in its recipe): PSNR, SSIM, L1, condition error/accuracy."""
     import json
 
     from colorgan.evaluate import evaluate, format_table
 
-    result = evaluate(model, data_path, split, device=device, batch_size=batch_size)
+    result = evaluate(model, data_path, split, device=device, batch_size=batch_size, per_character=per_character)
     click.echo(json.dumps(result) if as_json else format_table(result))
 
 

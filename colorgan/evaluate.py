@@ -91,10 +91,22 @@ def generate_records(generator, dataset, device, batch_size: int = 32) -> list[d
 
 def evaluate_generator(generator, dataset, device, attributes: Sequence[str],
                        references: metrics.References | Mapping[str, Mapping[ValueKey, Any]] | None = None,
-                       batch_size: int = 32) -> dict[str, Any]:
-    """The shared core: generate for every row of `dataset`, score with `metrics.evaluate_images`."""
+                       batch_size: int = 32, per_character: bool = False) -> dict[str, Any]:
+    """The shared core: generate for every row of `dataset`, score with `metrics.evaluate_images`.
+
+    `per_character` adds `"characters"`: each character's own scores, worst PSNR first, so the
+    characters a model fails on stand at the top (`colorgan evaluate --per-character`).
+    """
     records = generate_records(generator, dataset, device, batch_size)
-    return metrics.evaluate_images(records, list(attributes), references)
+    result = metrics.evaluate_images(records, list(attributes), references)
+    if per_character:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            groups.setdefault(record["character"], []).append(record)
+        scores = [{"character": ch, **metrics.evaluate_images(group, list(attributes), references)}
+                  for ch, group in groups.items()]
+        result["characters"] = sorted(scores, key=lambda r: (r["psnr"] is None, r["psnr"] or 0.0))
+    return result
 
 
 def flatten(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -116,13 +128,15 @@ def flatten(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def evaluate(model: Any, data_path: str | Path | None = None, split: str = "test",
-             device: str | torch.device | None = None, batch_size: int = 32) -> dict[str, Any]:
+             device: str | torch.device | None = None, batch_size: int = 32,
+             per_character: bool = False) -> dict[str, Any]:
     """Score a model (path or `Colorizer`) on a dataset with ground truth.
 
     `split="test"` / `"train"`: the split the model's recipe made (same holdout, same seed) of
     the recipe's dataset, or of `data_path` if given. `"all"`: every row of the dataset (e.g. one
     the model never saw). Returns `{"psnr", "ssim", "l1", "condition_error": {attr: ΔE00},
-    "condition_accuracy": {attr: share}, "n"}` (see `metrics.evaluate_images`).
+    "condition_accuracy": {attr: share}, "n"}` (see `metrics.evaluate_images`), plus
+    `"characters"` with `per_character` (see `evaluate_generator`).
     """
     from colorgan.data import resolve_data_path
     from colorgan.data.metadata import read_metadata
@@ -154,7 +168,7 @@ def evaluate(model: Any, data_path: str | Path | None = None, split: str = "test
     wanted = set(rows)
     subset = Subset(dataset, [p for p, idx in enumerate(dataset.indices) if idx in wanted])
     return evaluate_generator(colorizer.generator, subset, colorizer.device, attrs,
-                              references_of(dataset, attrs, colorizer.device), batch_size)
+                              references_of(dataset, attrs, colorizer.device), batch_size, per_character)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -182,4 +196,11 @@ def format_table(result: Mapping[str, Any]) -> str:
                  f"{_fmt(float(np.mean(accs)) if accs else None).rjust(18)}")
     lines.append("ΔE00 2.3 is about a just-noticeable difference; accuracy: share of images whose region "
                  "colour is nearest the requested value's.")
+    if "characters" in result:
+        lines += ["", f"{'character (worst first)'.ljust(32)}  images  PSNR (dB)  " + "  ".join(
+            f"{a} acc" for a in attrs)]
+        for c in result["characters"]:
+            accs = "  ".join(_fmt(c["condition_accuracy"][a]).rjust(len(a) + 4) for a in attrs)
+            lines.append(f"{str(c['character'])[:32].ljust(32)}  {str(c['n']).rjust(6)}  "
+                         f"{_fmt(c['psnr'], 2).rjust(9)}  {accs}")
     return "\n".join(lines)

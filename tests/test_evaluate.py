@@ -124,3 +124,23 @@ def test_cli_evaluate_table_on_every_row_of_a_data_folder(model, data):
 def test_cli_evaluate_bad_data_folder(model, tmp_path):
     result = CliRunner().invoke(cli, ["evaluate", str(model), str(tmp_path / "none"), "--split", "all"])
     assert result.exit_code == 2 and "dataset folder not found" in result.output
+
+
+def test_per_character_scores_are_each_characters_own_worst_first(model, data, test_result):
+    result = CliRunner().invoke(cli, ["evaluate", str(model), "--json", "--device", "cpu", "--per-character"])
+    assert result.exit_code == 0, result.output
+    parsed = json.loads(result.stdout)
+    characters = parsed["characters"]
+    held_out = set(data.frame["input"].iloc[data.test_rows])
+    assert {c["character"] for c in characters} == held_out
+    assert sum(c["n"] for c in characters) == parsed["n"] == test_result["n"]
+    psnrs = [c["psnr"] for c in characters]
+    assert psnrs == sorted(psnrs)  # worst first
+    for c in characters:  # each character scored alone, with the same references
+        assert set(c) == KEYS | {"character"} and set(c["condition_accuracy"]) == {"hair", "shirt"}
+    weighted = sum(c["psnr"] * c["n"] for c in characters) / parsed["n"]
+    assert weighted == pytest.approx(parsed["psnr"])
+    table = CliRunner().invoke(cli, ["evaluate", str(model), "--device", "cpu", "--per-character"])
+    assert "character (worst first)" in table.stdout
+    first_listed = table.stdout.split("character (worst first)")[1].splitlines()[1]
+    assert first_listed.startswith(characters[0]["character"][:32])
