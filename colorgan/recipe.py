@@ -1,26 +1,51 @@
 """Recipes: YAML in, a typed, validated `Recipe` out.
 
-A recipe says everything a run needs. Sections are dataclasses, so every key has a type and a
-default; components (`condition`, `generator`, `discriminator`, `loss`) are `{type: NAME, ...}`
-dicts whose options are checked against the component's signature by the registry. Errors name
-the key path (`train.epochs: expected an integer, got 'ten'`). `-o key.path=value` overrides any
-key; the resolved recipe dumps to YAML and loads back to an equal recipe.
+A recipe says everything a run needs. Sections are dataclasses, so every key has a type, a default
+and (as `Annotated` metadata, see `colorgan.value_checks`) its range; components (`condition`,
+`generator`, `discriminator`, `loss`) are `{type: NAME, ...}` dicts whose option names are checked
+against the component's signature by the registry and, for built-ins, whose values are checked by
+`colorgan.component_options`. Errors name the key path (`train.epochs: expected an integer, got
+'ten'`). `-o key.path=value` overrides any key; the resolved recipe dumps to YAML and loads back to
+an equal recipe.
+
+Checking happens in stages, each before anything is written: `load` (YAML and types), then
+`validate` (`check_values`: every range; plugins and component names; `model_size`: image size
+and size limits), then `check_against_schema` once the data's condition schema is known.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, Union
 
 import yaml
 
 from colorgan.errors import ColorganError, RecipeError
+from colorgan.recipe_yaml import parse_yaml
 from colorgan.registry.core import did_you_mean
+from colorgan.value_checks import ListOf, Range, Rule, Text, describe_value, integer, problem, yaml_repr
+
+if TYPE_CHECKING:
+    from colorgan.data.schema import ConditionSchema
+
+COUNT = integer(1)
+SEED = integer(0, 2**32 - 1)
+FRACTION = Range(0, 1)
+POSITIVE = Range(0, lo_open=True)
+NON_NEGATIVE = Range(0)
+METRIC = re.compile(r"val_(l1|psnr|ssim|condition_(error|accuracy)_(?P<attribute>.+))")
+KEEP_BEST = Rule(lambda v: bool(METRIC.fullmatch(v)), (
+    "a metric validation logs: val_l1, val_psnr, val_ssim, val_condition_error_<attribute> "
+    "or val_condition_accuracy_<attribute>"))
+RUN_NAME = Rule(
+    lambda v: 0 < len(v) <= 100 and v not in (".", "..") and v.isprintable() and not set(v) & set("/\\"),
+    "one folder name: 1 to 100 printable characters, no / or \\, not . or ..")
 
 
 @dataclass
@@ -29,22 +54,22 @@ class Holdout:
     else `combinations`. A plain string (`holdout: none`) is shorthand for `{kind: none}`."""
 
     kind: Literal["auto", "combinations", "characters", "none"] = "auto"
-    fraction: float = 0.2
-    count: int = 2
+    fraction: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.2
+    count: Annotated[int, COUNT] = 2
 
 
 @dataclass
 class Icons:
     """How the built-in icon set (`path: builtin:icons`) is drawn."""
 
-    characters: int = 10
-    seed: int = 0
+    characters: Annotated[int, COUNT] = 10
+    seed: Annotated[int, SEED] = 0
 
 
 @dataclass
 class DataConfig:
-    path: str = "builtin:icons"
-    image_size: int = 64
+    path: Annotated[str, Text(1, 4096)] = "builtin:icons"
+    image_size: Annotated[int, integer(8, 4096)] = 64
     sketch_channels: Literal[1, 3] = 1
     keep_alpha: bool = False
     fit: Literal["pad", "resize"] = "pad"
@@ -54,44 +79,47 @@ class DataConfig:
 
 @dataclass
 class OptimizerConfig:
-    lr: float = 2e-4
-    d_lr: Union[float, None] = None
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    weight_decay: float = 0.0
+    lr: Annotated[float, POSITIVE] = 2e-4
+    d_lr: Annotated[Union[float, None], POSITIVE] = None
+    betas: Annotated[list[float], ListOf(Range(0, 1, hi_open=True), 2, 2)] = field(
+        default_factory=lambda: [0.5, 0.999])
+    weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
     fused: Literal["auto", True, False] = "auto"
 
 
 @dataclass
 class TrainConfig:
-    epochs: Union[int, None] = 10
-    max_steps: Union[int, None] = None
-    batch_size: int = 16
-    grad_accum: int = 1
-    l1_weight: float = 100.0
+    epochs: Annotated[Union[int, None], COUNT] = 10
+    max_steps: Annotated[Union[int, None], COUNT] = None
+    batch_size: Annotated[int, COUNT] = 16
+    grad_accum: Annotated[int, COUNT] = 1
+    l1_weight: Annotated[float, NON_NEGATIVE] = 100.0
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
-    decay_start: float = 0.5
-    grad_clip: Union[float, None] = None
-    ema: Union[float, None] = None
+    decay_start: Annotated[float, FRACTION] = 0.5
+    # 0 would scale every gradient to nothing: null is "no clipping"
+    grad_clip: Annotated[Union[float, None], POSITIVE] = None
+    ema: Annotated[Union[float, None], Range(0, 1, lo_open=True, hi_open=True)] = None
     compile: Literal[False, True, "reduce-overhead"] = False
     channels_last: Literal["auto", True, False] = "auto"
     sync_batchnorm: bool = False
     skip_nonfinite: bool = False
-    log_every: int = 10
-    sample_every: int = 100
-    eval_every: int = 100
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    keep_best: Union[str, None] = None
-    threads: Union[int, None] = None
-    dist_timeout: float = 600.0  # seconds a collective waits for the other processes
+    log_every: Annotated[int, COUNT] = 10
+    sample_every: Annotated[int, COUNT] = 100
+    eval_every: Annotated[int, COUNT] = 100
+    checkpoint_every: Annotated[int, COUNT] = 500
+    keep_checkpoints: Annotated[int, COUNT] = 2
+    keep_best: Annotated[Union[str, None], KEEP_BEST] = None
+    threads: Annotated[Union[int, None], integer(1, 4096)] = None
+    # seconds a collective waits for the other processes (a week at most: timedelta's range)
+    dist_timeout: Annotated[float, Range(0, 604800, lo_open=True)] = 600.0
 
 
 @dataclass
 class LogConfig:
     with_: list[Literal["jsonl", "wandb", "tensorboard"]] = field(default_factory=lambda: ["jsonl"])
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"
-    project: str = "colorgan"
+    project: Annotated[str, Text(1, 128)] = "colorgan"
 
 
 def _component(type_: str, **options: Any) -> Any:
@@ -100,9 +128,9 @@ def _component(type_: str, **options: Any) -> Any:
 
 @dataclass
 class Recipe:
-    name: str = "colorgan"
-    seed: int = 0
-    plugins: list[str] = field(default_factory=list)
+    name: Annotated[str, RUN_NAME] = "colorgan"
+    seed: Annotated[int, SEED] = 0
+    plugins: Annotated[list[str], ListOf(Text(1, 200))] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     condition: dict[str, Any] = _component("onehot")
     generator: dict[str, Any] = _component("unet", depth=6)
@@ -130,14 +158,10 @@ def _yaml_key(f: dataclasses.Field) -> str:
     return f.name.rstrip("_")
 
 
-def _describe(value: Any) -> str:
-    return repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-
-
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
-        return "one of " + ", ".join(str(a).lower() if isinstance(a, bool) else repr(a) for a in typing.get_args(tp))
+        return "one of " + ", ".join(yaml_repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
@@ -157,28 +181,28 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             value = "no"  # YAML reads an unquoted `no` as false: `mixed_precision: no` means "no"
         if any(value == a and type(value) is type(a) for a in typing.get_args(tp)):
             return value
-        raise RecipeError(f"{path}: expected {_type_name(tp)}, got {_describe(value)}")
+        raise RecipeError(f"{path}: expected {_type_name(tp)}, got {describe_value(value)}")
     if origin in (Union, types.UnionType):
         for arg in typing.get_args(tp):
             try:
                 return _coerce(value, arg, path)
             except RecipeError:
                 continue
-        raise RecipeError(f"{path}: expected {_type_name(tp)}, got {_describe(value)}")
+        raise RecipeError(f"{path}: expected {_type_name(tp)}, got {describe_value(value)}")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, str) and "kind" in {f.name for f in dataclasses.fields(tp)}:
             value = {"kind": value}
         if not isinstance(value, Mapping):
-            raise RecipeError(f"{path}: expected a mapping, got {_describe(value)}")
+            raise RecipeError(f"{path}: expected a mapping, got {describe_value(value)}")
         return _build_dataclass(tp, value, path)
     if origin is list:
         if not isinstance(value, list):
-            raise RecipeError(f"{path}: expected a list, got {_describe(value)}")
+            raise RecipeError(f"{path}: expected a list, got {describe_value(value)}")
         (item,) = typing.get_args(tp)
         return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise RecipeError(f"{path}: expected a mapping, got {_describe(value)}")
+            raise RecipeError(f"{path}: expected a mapping, got {describe_value(value)}")
         return dict(value)
     if tp is type(None):
         if value is None:
@@ -197,7 +221,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             return value
     else:
         raise TypeError(f"recipe field {path} has unsupported type {tp!r}")
-    raise RecipeError(f"{path}: expected {_type_name(tp)}, got {_describe(value)}")
+    raise RecipeError(f"{path}: expected {_type_name(tp)}, got {describe_value(value)}")
 
 
 def _build_dataclass(cls: type, data: Mapping[str, Any], path: str) -> Any:
@@ -235,9 +259,9 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     if not sep or not key.strip():
         raise RecipeError(f"override {override!r}: expected key.path=value, e.g. train.epochs=5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = parse_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as err:
-        raise RecipeError(f"override {override!r}: value is not valid YAML ({err.problem})") from None
+        raise RecipeError(f"override {override!r}: value is not valid YAML ({getattr(err, 'problem', err)})") from None
     parts = key.strip().split(".")
     node = data
     for i, part in enumerate(parts[:-1]):
@@ -255,7 +279,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
 def from_dict(data: Mapping[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Typed recipe from plain data, after `overrides`; components are checked by `validate`."""
     if not isinstance(data, Mapping):
-        raise RecipeError(f"recipe: expected a mapping at the top level, got {_describe(data)}")
+        raise RecipeError(f"recipe: expected a mapping at the top level, got {describe_value(data)}")
     data = _to_plain(dict(data))
     for override in overrides:
         apply_override(data, override)
@@ -278,7 +302,7 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recip
     except (OSError, UnicodeDecodeError) as err:
         raise RecipeError(f"{path}: cannot read recipe ({err})") from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -291,11 +315,64 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recip
         raise RecipeError(f"{path}: {err}") from None
 
 
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _check_plain(value: Any, path: str) -> None:
+    """NUL bytes (no file name or tracker takes them) and NaN/infinity (no setting means them)
+    are refused anywhere, component options and their keys included."""
+    if isinstance(value, str) and "\0" in value:
+        raise RecipeError(f"{path}: expected text without NUL bytes, got {describe_value(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"{path}: expected a finite number, got {describe_value(value)}")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_plain(key, path)
+            _check_plain(item, _join(path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{path}[{i}]")
+
+
+def _check_ranges(section: Any, path: str) -> None:
+    """Each field's `Annotated` checks (null, where allowed, has none to pass)."""
+    hints = typing.get_type_hints(type(section), include_extras=True)
+    for f in dataclasses.fields(section):
+        where, value = _join(path, _yaml_key(f)), getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_ranges(value, where)
+        for check in getattr(hints[f.name], "__metadata__", ()):
+            message = None if value is None else problem(check, where, value)
+            if message:
+                raise RecipeError(message)
+
+
+def check_values(recipe: Recipe) -> None:
+    """Every range check that needs no plugins, data or networks, so that a model file's embedded
+    recipe can go through it too: NUL bytes and non-finite numbers anywhere, each key's range, the
+    built-in components' option values, and the rules that span keys."""
+    from colorgan.component_options import check_options
+
+    _check_plain(recipe.to_dict(), "")
+    _check_ranges(recipe, "")
+    for section in COMPONENT_SECTIONS:
+        check_options(section, getattr(recipe, section))
+    t = recipe.train
+    if t.epochs is None and t.max_steps is None:
+        raise RecipeError("train: set train.epochs or train.max_steps")
+    if t.keep_best is not None and recipe.data.holdout.kind == "none":
+        raise RecipeError("train.keep_best: there is no validation to pick the best by (data.holdout is none)")
+
+
 def validate(recipe: Recipe) -> None:
-    """Everything that can be checked before any work starts: plugins, components, sizes."""
+    """Everything that can be checked before the data is read: values, plugins, components, and
+    sizes by arithmetic (`model_size`), never by building a network."""
+    from colorgan.model_size import check_model_size
     from colorgan.registry import CONDITIONS, DISCRIMINATORS, GENERATORS, LOSSES
     from colorgan.registry.plugins import load_recipe_plugins
 
+    check_values(recipe)
     load_recipe_plugins(recipe.plugins)
     CONDITIONS.check(recipe.condition, "condition", passed=("schema",))
     GENERATORS.check(recipe.generator, "generator", passed=("in_channels", "out_channels", "cond_dim"))
@@ -303,48 +380,22 @@ def validate(recipe: Recipe) -> None:
         recipe.discriminator, "discriminator", passed=("image_channels", "sketch_channels", "cond_dim")
     )
     LOSSES.check(recipe.loss, "loss")
-    t = recipe.train
-    if t.epochs is None and t.max_steps is None:
-        raise RecipeError("train: set train.epochs or train.max_steps")
-    for key in ("batch_size", "grad_accum", "log_every", "sample_every", "eval_every",
-                "checkpoint_every", "keep_checkpoints"):
-        if getattr(t, key) < 1:
-            raise RecipeError(f"train.{key}: expected a positive integer, got {getattr(t, key)}")
-    if not (math.isfinite(t.dist_timeout) and t.dist_timeout > 0):
-        raise RecipeError(f"train.dist_timeout: expected a positive number of seconds, got {t.dist_timeout}")
-    o = recipe.optimizer
-    for key in ("lr", "d_lr"):
-        value = getattr(o, key)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise RecipeError(f"optimizer.{key}: expected a positive number, got {value}")
-    if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
-        raise RecipeError(f"optimizer.betas: expected two numbers in [0, 1), got {o.betas}")
-    if not (math.isfinite(o.weight_decay) and o.weight_decay >= 0):
-        raise RecipeError(f"optimizer.weight_decay: expected a number >= 0, got {o.weight_decay}")
-    fraction = recipe.data.holdout.fraction
-    if not 0 < fraction < 1:
-        raise RecipeError(f"data.holdout.fraction: expected a number between 0 and 1, got {fraction}")
-    size = recipe.data.image_size
-    if not 8 <= size <= 4096:
-        raise RecipeError(f"data.image_size: expected 8..4096, got {size}")
-    _check_generator_size(recipe)
+    check_model_size(recipe)
 
 
-def _check_generator_size(recipe: Recipe) -> None:
-    """Build the generator on the meta device (no memory, no time) to ask which sizes it takes."""
-    import torch
+def check_against_schema(recipe: Recipe, schema: ConditionSchema) -> None:
+    """What needs the data's condition schema, to be called as soon as it is read (before the run
+    folder is made): the attribute `train.keep_best` names, and the sizes with the real condition
+    width (a dataset with a million attribute values makes a wide one-hot input)."""
+    from colorgan.model_size import check_model_size
 
-    from colorgan.registry import GENERATORS
-
-    with torch.device("meta"):
-        generator = GENERATORS.build(recipe.generator, "generator", in_channels=recipe.data.sketch_channels,
-                                     out_channels=3, cond_dim=1)
-    check_size = getattr(generator, "check_size", None)
-    if check_size is not None:
-        try:
-            check_size(recipe.data.image_size)
-        except ValueError as err:
-            raise RecipeError(f"data.image_size: {err}") from None
+    metric = METRIC.fullmatch(recipe.train.keep_best or "")
+    attribute = metric and metric.group("attribute")
+    if attribute and attribute not in schema.names:
+        raise RecipeError(
+            f"train.keep_best: the data has no attribute {attribute!r}{did_you_mean(attribute, schema.names)}; "
+            f"attributes: {', '.join(schema.names)}")
+    check_model_size(recipe, schema)
 
 
 def load_validated(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:

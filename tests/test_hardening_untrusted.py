@@ -183,12 +183,12 @@ def test_a_run_folder_recipe_with_a_python_tag_is_refused_on_resume(tmp_path, wr
 
 def test_metadata_recipe_is_data_not_code(tmp_path, model_file):
     """The recipe inside a model file is JSON, read with json.loads: a YAML tag in it is a string."""
-    def tagged(recipe):
-        recipe["name"] = "!!python/object/apply:os.system ['touch marker']"
+    def tagged(recipe):  # (not in `name`: a run name may not hold a '/')
+        recipe["log"]["project"] = "!!python/object/apply:os.system ['touch marker']"
 
     path = with_recipe(model_file, tmp_path / "tagged.safetensors", tagged)
     _, recipe, _ = checkpoint.load(path)
-    assert recipe.name.startswith("!!python")
+    assert recipe.log.project.startswith("!!python")
 
 
 # --- datasets and images ------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_defaults_and_types(tmp_path):
         ("- a\n- b", "expected a mapping at the top level"),
         ("train: {compile: maybe}", "train.compile: expected one of false, true, 'reduce-overhead', got 'maybe'"),
         ("data: {holdout: {kind: half}}", "data.holdout.kind: expected one of 'auto'"),
-        ("name: [1]", "name: expected a string, got list"),
+        ("name: [1]", "name: expected a string, got a list of 1"),
     ],
 )
 def test_each_kind_of_mistake_names_the_key(tmp_path, text, message):

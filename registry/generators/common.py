@@ -54,6 +54,18 @@ def sizes_that_fit(size: int, multiple: int, minimum: int) -> list[int]:
     return [below, below + multiple]
 
 
+def size_problem(size: int, multiple: int, minimum: int, network: str) -> str | None:
+    """Why image `size` does not fit `network` (naming the nearest sizes that do), or None.
+
+    Pure arithmetic, so recipe validation asks it without building the generator.
+    """
+    if size % multiple == 0 and size >= minimum:
+        return None
+    fits = " or ".join(str(s) for s in sizes_that_fit(size, multiple, minimum))
+    least = f" of at least {minimum}" if minimum > multiple else ""
+    return f"image size {size} does not fit {network}: use a multiple of {multiple}{least}, e.g. {fits}"
+
+
 class FiLM(nn.Module):
     """Feature-wise linear modulation: `x * (1 + gamma) + beta`, `(gamma, beta) = Linear(cond)`.
 
@@ -84,14 +96,9 @@ class GeneratorBase(nn.Module):
 
     def check_size(self, size: int) -> None:
         """Raise `ValueError` naming the nearest sizes that work when `size` does not."""
-        if size % self.size_multiple == 0 and size >= self.min_size:
-            return
-        fits = " or ".join(str(s) for s in sizes_that_fit(size, self.size_multiple, self.min_size))
-        least = f" of at least {self.min_size}" if self.min_size > self.size_multiple else ""
-        raise GeneratorOptionError(
-            f"image size {size} does not fit {self.describe()}: "
-            f"use a multiple of {self.size_multiple}{least}, e.g. {fits}"
-        )
+        problem = size_problem(size, self.size_multiple, self.min_size, self.describe())
+        if problem:
+            raise GeneratorOptionError(problem)
 
     def _inputs(self, sketch: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Check shapes (Python ints only, no device sync); return (network input, cond or None).

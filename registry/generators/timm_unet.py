@@ -77,7 +77,7 @@ def _create_encoder(name: str, in_chans: int, out_indices: Any, pretrained: str 
             pass
     try:
         return timm.create_model(name, **kwargs)
-    except (RuntimeError, TypeError, ValueError, AssertionError, KeyError) as err:
+    except Exception as err:  # timm's own code on the user's options: any failure is a bad option
         raise GeneratorOptionError(f"encoder {name!r} cannot be built as a features_only encoder: {err}") from None
 
 
@@ -109,6 +109,50 @@ def _load_local_weights(name: str, path: str, options: dict) -> dict[str, torch.
             f"e.g. {', '.join(missing[:3])}"
         )
     return state
+
+
+def decoder_plan(encoder: str, feature_channels: list[int], reductions: list[int], first: int,
+                 decoder_channels: list[int] | None) -> tuple[list[int], list[int], list[int]]:
+    """The decoder's stages, deepest first: (skip widths, reductions, widths).
+
+    One stage per shallower encoder level, then x2 stages down to reduction 1; the full-resolution
+    stage also sees the network input (`first` channels: the sketch and condition maps). Default
+    widths: each skip level's, then halving (at least 16). Shared by the constructor and the size
+    estimate (`colorgan.model_size`), which must agree layer for layer.
+    """
+    skips = feature_channels[-2::-1]
+    targets = reductions[-2::-1]
+    r = reductions[0]
+    while r > 1:
+        r = max(1, r // 2)
+        targets.append(r)
+        skips.append(0)
+    if targets and targets[-1] == 1:
+        skips[-1] += first
+    if decoder_channels is None:
+        decoder_channels = list(feature_channels[-2::-1])
+        while len(decoder_channels) < len(targets):
+            previous = decoder_channels[-1] if decoder_channels else feature_channels[0]
+            decoder_channels.append(max(16, previous // 2))
+    decoder_channels = list(decoder_channels)
+    if len(decoder_channels) != len(targets) or not all(isinstance(c, int) and c > 0 for c in decoder_channels):
+        raise GeneratorOptionError(
+            f"decoder_channels: {encoder!r} needs {len(targets)} positive widths, one per decoder "
+            f"stage (at reductions {', '.join(map(str, targets))}), got {decoder_channels!r}"
+        )
+    return skips, targets, decoder_channels
+
+
+def describe_encoder(encoder: str, in_chans: int, out_indices: Any, options: dict | None) -> tuple[int, list[int], list[int]]:
+    """(parameters, feature widths, reductions) of a timm encoder, from timm on the meta device.
+
+    The encoder's architecture is timm's, so only timm can say how big it is; on the meta device
+    it allocates nothing. Pretrained weights do not change the shapes and are not read.
+    """
+    with torch.device("meta"):
+        net = _create_encoder(encoder, in_chans, out_indices, None, dict(options or {}))
+    info = net.feature_info
+    return sum(p.numel() for p in net.parameters()), list(info.channels()), [int(r) for r in info.reduction()]
 
 
 @GENERATORS.register("timm-unet")
@@ -164,28 +208,8 @@ class TimmUNet(GeneratorBase):
         self._nhwc = str(getattr(fmt, "value", fmt)) == "NHWC"
         self.size_multiple = self.min_size = math.lcm(*self.reductions)
 
-        # Stages, deepest first: one per shallower encoder level, then x2 stages down to reduction 1.
-        skips = self.feature_channels[-2::-1]
-        targets = self.reductions[-2::-1]
-        r = self.reductions[0]
-        while r > 1:
-            r = max(1, r // 2)
-            targets.append(r)
-            skips.append(0)
-        if targets and targets[-1] == 1:
-            skips[-1] += first  # the full-resolution stage also sees the sketch (and condition maps)
-        self.targets = targets
-        if decoder_channels is None:
-            decoder_channels = list(self.feature_channels[-2::-1])
-            while len(decoder_channels) < len(targets):
-                previous = decoder_channels[-1] if decoder_channels else self.feature_channels[0]
-                decoder_channels.append(max(16, previous // 2))
-        decoder_channels = list(decoder_channels)
-        if len(decoder_channels) != len(targets) or not all(isinstance(c, int) and c > 0 for c in decoder_channels):
-            raise GeneratorOptionError(
-                f"decoder_channels: {encoder!r} needs {len(targets)} positive widths, one per decoder "
-                f"stage (at reductions {', '.join(map(str, targets))}), got {decoder_channels!r}"
-            )
+        skips, self.targets, decoder_channels = decoder_plan(
+            encoder, self.feature_channels, self.reductions, first, decoder_channels)
         self.decoder = nn.ModuleList()
         cin = self.feature_channels[-1]
         for skip, cout in zip(skips, decoder_channels):
