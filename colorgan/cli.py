@@ -262,6 +262,24 @@ def report_cmd(run: Path, out: Path | None, sheets: int) -> None:
     click.echo(f"report: {make_report(run, out, sheets).path}")
 
 
+# --- serving -----------------------------------------------------------------------------------
+
+
+@cli.command("serve")
+@click.argument("models", metavar="MODEL...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; any other than loopback lets other machines use the page.")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True)
+@click.option("--device", help="cpu, cuda, ... (default: cuda if available).")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Largest request body (an uploaded sketch) accepted.")
+def serve_cmd(models: tuple[Path, ...], host: str, port: int, device: str | None, max_upload_mb: float) -> None:
+    """Colour sketches in the browser: a page and a JSON/PNG API for MODEL files (needs colorgan[serve])."""
+    from colorgan.serve.server import serve
+
+    serve(list(models), host, port, device, int(max_upload_mb * 1e6))
+
+
 # --- benchmarks ---------------------------------------------------------------------------------
 
 
@@ -326,6 +344,33 @@ def bench_quality(recipe_path: Path, overrides: tuple[str, ...], minutes: float,
     else:
         click.echo(format_table(result))
         _print_flat({k: result[k] for k in ("steps", "images_seen", "minutes")})
+
+
+@bench.command("serve")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--requests", type=click.IntRange(min=1), default=200, show_default=True, help="Requests in all.")
+@click.option("--clients", type=click.IntRange(min=1, max=64), default=4, show_default=True,
+              help="Concurrent clients, each on its own connection.")
+@click.option("--max-seconds", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="Stop sending after this long, however many requests are left.")
+@bench_device_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_serve_cmd(model: Path, requests: int, clients: int, max_seconds: float, device: str | None,
+                    as_json: bool) -> None:
+    """Requests/s, p50/p95 latency, errors and memory of `colorgan serve MODEL` on 127.0.0.1."""
+    import json
+
+    from colorgan.serve.bench import bench_serve
+    from colorgan.serve.server import check_extra
+
+    check_extra()
+    result = bench_serve(model, requests, clients, max_seconds, device)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        _print_flat(result)
+    if result["errors"]:
+        raise BadInput(f"{result['errors']} of {result['requests']} requests failed: {result['first_error']}")
 
 
 def main() -> None:
