@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from colorgan import __version__
-from colorgan.errors import ColorganError, os_error_line
+from colorgan.errors import ColorganError, one_line, os_error_line, shown
 
 
 class BadInput(click.ClickException):
@@ -23,11 +23,11 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ColorganError as err:
-            raise BadInput(str(err)) from None
+            raise BadInput(one_line(str(err))) from None
         except OSError as err:  # the system refused a path (full disk, permissions, a name too long)
             if err.errno is None:  # a library's own OSError: not the storage, a bug
                 raise
-            raise BadInput(os_error_line(err)) from None
+            raise BadInput(one_line(os_error_line(err))) from None
 
 
 overrides_option = click.option(
@@ -159,7 +159,7 @@ def data_check(path: Path) -> None:
     for line in report.lines():
         click.echo(line)
     if report.problems:
-        raise BadInput(f"{path}: {len(report.problems)} problem(s) found")
+        raise BadInput(f"{shown(path)}: {len(report.problems)} problem(s) found")
 
 
 # --- using a model ------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ The CLI turns any `ColorganError` into one line on stderr and exit code 2, with 
 everything else is a bug and keeps its traceback. Subclasses say which input was wrong.
 """
 
+import re
+
 
 class ColorganError(Exception):
     """Bad input from the user: a recipe, a dataset, a model file, a CLI argument."""
@@ -50,3 +52,12 @@ def os_error_line(err: OSError, path: object = None) -> str:
     if err.filename2 is not None:
         reason += f" (to {shown(err.filename2)})"
     return f"{shown(where)}: {reason}" if where is not None else reason
+
+
+def one_line(message: str) -> str:
+    """A message as the one line the CLI promises: control characters that came in with a user's
+    data (a newline in a recipe key, a NUL in a value) are shown escaped."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], message)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -11,7 +11,9 @@ through it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import re
 import struct
@@ -23,7 +25,8 @@ from typing import Any, Mapping
 from colorgan.data.images import image_channels
 from colorgan.data.schema import ConditionSchema
 from colorgan.errors import ColorganError, ModelFileError, shown
-from colorgan.recipe import Recipe, from_dict
+from colorgan.model_size import BYTES, SizeEstimate, check_model_size
+from colorgan.recipe import Recipe, check_values, from_dict
 
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".ckpt")
@@ -63,6 +66,8 @@ class ModelFile:
     meta: dict[str, Any]       # the decoded `colorgan.*` values
     recipe: Recipe
     schema: ConditionSchema
+    tensor_values: int         # numbers in the file's tensors (generator + condition encoder)
+    estimate: SizeEstimate     # what the recipe's networks take, by arithmetic
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -122,55 +127,49 @@ def _decode(path: Path, key: str, text: str) -> Any:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as err:
         raise _damaged(path, f"colorgan.{key} is not valid JSON ({err})") from None
-    nul = _nul_path(value, f"colorgan.{key}")
-    if nul:
-        raise _damaged(path, f"{nul} contains a NUL byte")
     return value
-
-
-def _nul_path(value: Any, where: str) -> str | None:
-    """Where a NUL byte hides in decoded JSON (a key or a string), or None. Depth is bounded already."""
-    if isinstance(value, str):
-        return where if "\0" in value else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        if "\0" in str(key):
-            return f"{where} (a key)"
-        found = _nul_path(item, f"{where}.{key}" if isinstance(value, dict) else f"{where}[{key}]")
-        if found:
-            return found
-    return None
 
 
 def validate_model_file(path: str | Path, max_model_gb: float | None = None) -> ModelFile:
     """Check everything a model file says before anything is built from it; a ModelFileError names
     the first problem. Reads only the header: no weights, no plugin imports, no modules built.
 
-    On top of `read_description`: the components it names are installed here, and the model fits
-    the memory budget `max_model_gb` (see `memory_budget`).
+    On top of `read_description`: the components it names are installed here, and loading the
+    model and colouring one image fits the memory budget `max_model_gb` (see `memory_budget`).
     """
-    memory_budget(max_model_gb)
+    limit = memory_budget(max_model_gb)
     model = read_description(path)
     _components(model.path, model.recipe, installed=True)
+    parameters, activations = model.estimate.generator_parameters, model.estimate.activation_bytes
+    if parameters is None:  # a plugin component: code the user installed, trusted like it
+        return model
+    need = (parameters * BYTES + (activations or 0)) / 1e9
+    if need > limit:
+        raise ModelFileError(
+            f"{shown(model.path)}: the model needs about {need:.3g} GB to load and colour one "
+            f"{model.recipe.data.image_size} px image ({parameters:,} parameters), more than the {limit:g} GB "
+            f"allowed; for a file you trust, raise the limit (--max-model-gb, or {MAX_MODEL_GB_ENV})")
     return model
 
 
 def read_description(path: str | Path) -> ModelFile:
     """A model file's description, every value checked (what `colorgan info` shows): its
-    components need not be installed here, but those that are must take the options given."""
+    components need not be installed here, but those that are must take the options given, and
+    the model they describe must be the one whose weights the file holds."""
     path = Path(path)
     meta = read_metadata(path)
     recipe = _recipe(path, meta.get("recipe"))
     schema = _schema(path, meta.get("schema"))
     _sizes(path, meta, recipe)
     _components(path, recipe, installed=False)
-    return ModelFile(path, meta, recipe, schema)
+    values = _tensor_values(path)
+    return ModelFile(path, meta, recipe, schema, values, _estimate(path, recipe, schema, values))
 
 
 def memory_budget(max_model_gb: float | None = None) -> float:
     """GB one model may need to load and colour an image: `max_model_gb`, else the environment's
-    COLORGAN_MAX_MODEL_GB, else DEFAULT_MAX_MODEL_GB. A stranger's 1 KB file can describe a model of
-    any size; this is what stops its allocation, and the one number to raise for a file you trust."""
+    COLORGAN_MAX_MODEL_GB, else DEFAULT_MAX_MODEL_GB. A stranger's file can describe a model of any
+    size; this is what stops its allocation, and the one number to raise for a file you trust."""
     if max_model_gb is None:
         text = os.environ.get(MAX_MODEL_GB_ENV, "").strip()
         if not text:
@@ -184,13 +183,43 @@ def memory_budget(max_model_gb: float | None = None) -> float:
     return max_model_gb
 
 
+def _estimate(path: Path, recipe: Recipe, schema: ConditionSchema, values: int) -> SizeEstimate:
+    """What loading the model and colouring one image takes, by arithmetic (`model_size`): the
+    same size checks as a recipe's, at batch 1. A 1 KB file cannot describe a large model: the
+    weights would be missing from it.
+
+    The activations are those of a one-image training step, an upper bound on what inference
+    keeps. Plugin components cannot be estimated (None).
+    """
+    one = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, batch_size=1))
+    try:
+        estimate = check_model_size(one, schema)
+    except ColorganError as err:
+        raise ModelFileError(f"{shown(path)}: refused before loading: the embedded recipe: {err}") from None
+    parameters = estimate.generator_parameters
+    if parameters is not None and parameters > values:
+        raise _damaged(path, f"the embedded recipe describes a model of {parameters:,} parameters, but the "
+                             f"file holds only {values:,} values")
+    return estimate
+
+
+def _tensor_values(path: Path) -> int:
+    """How many numbers the file's tensors hold, from the safetensors header alone."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118 - not a dict
+
+
 def _recipe(path: Path, value: Any) -> Recipe:
     if not isinstance(value, dict):
         raise _damaged(path, f"colorgan.recipe is {_show(value)}, expected a JSON object of recipe sections")
     try:
-        return from_dict(value)
+        recipe = from_dict(value)
+        check_values(recipe)
     except ColorganError as err:
         raise _damaged(path, f"the embedded recipe: {err}") from None
+    return recipe
 
 
 def _schema(path: Path, value: Any) -> ConditionSchema:
@@ -200,13 +229,14 @@ def _schema(path: Path, value: Any) -> ConditionSchema:
     total = 0
     for attr, values in value.items():
         where = f"colorgan.schema.{attr}"
-        if not attr.strip():
-            raise _damaged(path, "colorgan.schema has an empty attribute name")
+        if not attr.strip() or "\0" in attr:
+            raise _damaged(path, f"colorgan.schema has the attribute name {_show(attr)}, expected a non-empty "
+                                 "string without NUL bytes")
         if not isinstance(values, list) or not values:
             raise _damaged(path, f"{where} is {_show(values)}, expected a non-empty list of values")
-        bad = [v for v in values if not isinstance(v, str) or not v.strip()]
+        bad = [v for v in values if not isinstance(v, str) or not v.strip() or "\0" in v]
         if bad:
-            raise _damaged(path, f"{where} holds {_show(bad[0])}, expected non-empty strings")
+            raise _damaged(path, f"{where} holds {_show(bad[0])}, expected non-empty strings without NUL bytes")
         if len(set(values)) != len(values):
             raise _damaged(path, f"{where} lists a value twice")
         total += len(values)

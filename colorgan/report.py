@@ -42,21 +42,36 @@ class Report:
 
 def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
     """metrics.jsonl -> {key: [(step, value), ...]} sorted by step; the last value per step wins
-    (a resumed run logs some steps again); null values and unreadable lines (a line being
-    written) are skipped."""
+    (a resumed run logs some steps again); null values are skipped.
+
+    Only the last line may be unreadable (training may be writing it right now); any other line
+    that is not a JSON object with an integer `step` means the file is damaged, and a ColorganError
+    names the line rather than drawing a report from what is left.
+    """
     by_step: dict[str, dict[int, float]] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-            continue
+        except (json.JSONDecodeError, RecursionError):
+            record = None
+        if not isinstance(record, dict) or not _is_step(record.get("step")):
+            if number == len(lines) and not text.endswith("\n"):
+                continue  # a line being written
+            raise ColorganError(f"{path}: line {number}: not a metrics record (a JSON object with an integer "
+                                f"step); the file is damaged: {line[:60]!r}")
         for key, value in record.items():
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool) \
                     and math.isfinite(value):
                 by_step.setdefault(key, {})[record["step"]] = float(value)
     return {k: sorted(v.items()) for k, v in by_step.items()}
+
+
+def _is_step(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def sample_sheets(run: Path, count: int = 4) -> list[tuple[int, Path]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
 from PIL import Image
 
 from colorgan.errors import ColorganError, ConditionError, os_error_line
@@ -170,17 +169,14 @@ def sample_files(model: str | Path, inputs: Sequence[str | Path], conditions: Ma
 def describe_model(path: str | Path) -> str:
     """What a model file holds, from its checked metadata alone (nothing is built or unpickled)."""
     import yaml
-    from safetensors import safe_open
 
     model = read_description(path)
     meta, recipe, schema = model.meta, model.recipe.to_dict(), model.schema
-    with safe_open(str(path), framework="pt") as f:
-        params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())  # noqa: SIM118 - safe_open is not a dict
     lines = [f"model file       {path}",
              f"format version   {meta['format_version']}",
              f"image size       {meta['image_size']} px",
              f"channels         {_channels(meta['channels'])}",
-             f"tensors          {params:,} values (generator + condition encoder)",
+             f"tensors          {model.tensor_values:,} values (generator + condition encoder)",
              "", "schema (attributes and values):"]
     for attr, values in schema.attributes:
         lines.append(f"  {attr}: {', '.join(values)}")

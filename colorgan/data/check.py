@@ -12,7 +12,7 @@ from pathlib import Path
 
 from colorgan.data.images import open_image
 from colorgan.data.metadata import IMAGE_COLUMNS, condition_columns, inspect_metadata, resolve_image
-from colorgan.errors import DataError
+from colorgan.errors import DataError, shown
 
 
 @dataclass
@@ -26,7 +26,7 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"dataset: {self.path}", f"rows: {self.rows}", f"characters: {self.characters}"]
+        out = [f"dataset: {shown(self.path)}", f"rows: {self.rows}", f"characters: {self.characters}"]
         for attribute, values in self.attributes.items():
             out.append(f"attribute {attribute}: {len(values)} values ({', '.join(values)})")
         if self.sizes:

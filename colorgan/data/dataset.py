@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from colorgan.data.images import Fit, image_channels, load_sketch, load_target, to_uint8, uint8_to_float
-from colorgan.data.metadata import resolve_image
+from colorgan.data.metadata import image_path
 from colorgan.data.schema import ConditionSchema
 from colorgan.errors import DataError
 
@@ -59,10 +59,10 @@ class ColorDataset(Dataset):
         }
 
     def _path(self, relative: str) -> Path:
-        path = resolve_image(self.root, relative)
-        if path is None:
-            raise DataError(f"{self.root}: image path {relative!r} leaves the dataset folder")
-        return path
+        try:
+            return image_path(self.root, relative)
+        except DataError as err:
+            raise DataError(f"{self.root}: image {err}") from None
 
     def __len__(self) -> int:
         return len(self.pairs)

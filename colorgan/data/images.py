@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from colorgan.errors import DataError
+from colorgan.errors import DataError, os_error_line
 
 MAX_PIXELS = 64 * 1024 * 1024
 """Images with more pixels are refused (decompression-bomb guard); 8192 x 8192 fits."""
@@ -46,7 +46,11 @@ def open_image(path: Path) -> Image.Image:
             raise DataError(f"{path}: refused as a possible decompression bomb ({err})") from None
         except UnidentifiedImageError:
             raise DataError(f"{path}: not an image Pillow can read (PNG, JPEG or WebP expected)") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as err:
+        except OSError as err:
+            if err.errno is not None:  # the system's refusal (permissions, a name too long), not the file's
+                raise DataError(f"{os_error_line(err, path)} (cannot read image)") from None
+            raise DataError(f"{path}: cannot decode image ({err})") from None
+        except (SyntaxError, ValueError, EOFError) as err:
             raise DataError(f"{path}: cannot decode image ({err})") from None
 
 

@@ -15,7 +15,7 @@ from typing import Iterator
 import pandas as pd
 
 from colorgan.data.schema import ConditionSchema
-from colorgan.errors import DataError
+from colorgan.errors import DataError, os_error_line, shown
 
 METADATA = "Metadata.csv"
 IMAGE_COLUMNS = ("input", "output")
@@ -50,16 +50,18 @@ def inspect_metadata(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
     """
     folder = Path(folder)
     csv_path = folder / METADATA
-    if not folder.is_dir():
-        return None, [f"{folder}: dataset folder not found (expected a folder holding {METADATA})"]
-    if not csv_path.is_file():
-        return None, [
-            f"{csv_path}: not found; a dataset folder needs {METADATA} with a header like {EXAMPLE_HEADER}"
-        ]
     try:
+        if not folder.is_dir():
+            return None, [f"{shown(folder)}: dataset folder not found (expected a folder holding {METADATA})"]
+        if not csv_path.is_file():
+            return None, [
+                f"{shown(csv_path)}: not found; a dataset folder needs {METADATA} with a header like {EXAMPLE_HEADER}"
+            ]
         header, records = _parse(csv_path)
     except DataError as err:
         return None, [str(err)]
+    except OSError as err:  # a folder we may not enter, a name too long, a symlink loop
+        return None, [f"{os_error_line(err, csv_path)} (cannot read the dataset)"]
     problems = [
         f"{csv_path}: line {line}: {len(row)} fields, but the header has {len(header)} ({','.join(header)})"
         for line, row in records if len(row) != len(header)
@@ -146,6 +148,9 @@ def _value_problems(
                     f"{csv_path}: line {lines[pos]}: empty {what} {column!r}; every row needs "
                     f"{', '.join((*IMAGE_COLUMNS, *conditions))}"
                 )
+        for column in conditions:  # image paths are judged by _path_problems
+            if "\0" in values[column]:
+                yield f"{csv_path}: line {lines[pos]}: value for attribute {column!r} contains a NUL byte"
         if SPLIT_COLUMN in values and values[SPLIT_COLUMN] not in SPLIT_VALUES:
             yield (
                 f"{csv_path}: line {lines[pos]}: split {values[SPLIT_COLUMN]!r} is not one of "
@@ -154,17 +159,38 @@ def _value_problems(
 
 
 def resolve_image(folder: Path, relative: str) -> Path | None:
-    """The file a Metadata.csv path names, or None when the path leaves `folder`.
+    """The file a Metadata.csv path names, or None when it leaves `folder` or cannot be resolved."""
+    try:
+        return image_path(folder, relative)
+    except DataError:
+        return None
+
+
+def image_path(folder: Path, relative: str) -> Path:
+    """The file a Metadata.csv path names, or a DataError saying why there is none.
 
     Absolute paths, `..` and symlinks whose target lies outside the folder all count as leaving.
-    Backslashes are read as separators so a CSV written on Windows works.
+    Backslashes are read as separators so a CSV written on Windows works. A NUL byte, a symlink
+    loop or a name the system refuses (too long) is named rather than raised from deep in pathlib.
     """
+    if "\0" in relative:
+        raise DataError(f"path {shown(relative)!r} contains a NUL byte")
     relative = relative.replace("\\", "/")
     if relative.startswith("/") or (len(relative) > 1 and relative[1] == ":"):
-        return None
-    root = folder.resolve()
-    path = (root / relative).resolve()
-    return path if path.is_relative_to(root) else None
+        raise DataError(_LEAVES.format(relative=shown(relative), folder=shown(folder)))
+    try:
+        root = folder.resolve()
+        path = (root / relative).resolve()
+    except RuntimeError:  # Python < 3.13 reports a symlink loop so
+        raise DataError(f"path {shown(relative)!r} is a symlink loop") from None
+    except OSError as err:
+        raise DataError(f"path {shown(relative)!r}: {err.strerror or err}") from None
+    if not path.is_relative_to(root):
+        raise DataError(_LEAVES.format(relative=shown(relative), folder=shown(folder)))
+    return path
+
+
+_LEAVES = "path {relative!r} leaves the dataset folder; use a path relative to {folder} that stays inside it"
 
 
 def _path_problems(frame: pd.DataFrame, lines: list[int], folder: Path, csv_path: Path) -> Iterator[str]:
@@ -178,14 +204,14 @@ def _path_problems(frame: pd.DataFrame, lines: list[int], folder: Path, csv_path
 
 
 def _path_problem(folder: Path, relative: str) -> str | None:
-    path = resolve_image(folder, relative)
-    if path is None:
-        return (
-            f"path {relative!r} leaves the dataset folder; use a path relative to {folder} "
-            "that stays inside it"
-        )
-    if not path.is_file():
-        return f"image {relative!r} not found (looked for {path})"
+    try:
+        path = image_path(folder, relative)
+        if not path.is_file():
+            return f"image {shown(relative)!r} not found (looked for {shown(path)})"
+    except DataError as err:
+        return str(err)
+    except OSError as err:  # is_file on a name too long, or in a folder we may not enter
+        return f"image {shown(relative)!r}: {err.strerror or err}"
     return None
 
 
