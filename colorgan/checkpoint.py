@@ -8,6 +8,7 @@ holds only tensors and strings.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -54,8 +55,12 @@ def load(path: str | Path, device: str | torch.device = "cpu", max_model_gb: flo
     # A model file may come from anyone: the modules its recipe lists under `plugins:` are NOT
     # imported (that would run code a stranger named). Components come from what is registered
     # already: built-ins, installed entry-point plugins, and modules this process imported itself.
+    # Nor is a `pretrained` weights path read: the file's own weights replace them, and a stranger
+    # could name any large file on this machine.
+    built = dataclasses.replace(model.recipe, generator={k: v for k, v in model.recipe.generator.items()
+                                                         if k != "pretrained"})
     try:
-        generator = build_generator(model.recipe, model.schema)
+        generator = build_generator(built, model.schema)
     except (ColorganError, TypeError, ValueError) as err:  # installed components refusing the options
         raise ModelFileError(f"{shown(path)}: damaged colorgan metadata: the embedded recipe does not "
                              f"build ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None

@@ -187,6 +187,9 @@ CASES = [
     Case("data-check:symlink-loop", lambda c: ["data", "check", str(symlink_loop(c))],
          ("line 52: input path 'sketches/loop.png' is a symlink loop",)),
     Case("train:symlink-loop", lambda c: c.train(symlink_loop(c)), ("'sketches/loop.png' is a symlink loop",)),
+    Case("data-check:dataset-is-a-symlink-loop",
+         lambda c: (os.symlink("b", c.tmp / "a"), os.symlink("a", c.tmp / "b"), ["data", "check", str(c.tmp / "a")])[2],
+         ("a: Too many levels of symbolic links (cannot read the dataset)",)),
     Case("data-check:path-too-long", lambda c: ["data", "check", str(c.tmp / LONG)],
          ("File name too long (cannot read the dataset)", "characters)")),
 ]

@@ -277,3 +277,21 @@ def test_random_metadata_ends_in_one_line_or_a_valid_run(template, edits, comman
             return
         assert_refused(result, seconds)
         assert snapshot(tmp) == before
+
+
+def test_a_pretrained_path_in_a_model_file_is_never_read(tmp_path):
+    """timm-unet's `pretrained` names a weights file to start from; a model file's own weights
+    replace them, so loading one never reads the path a stranger wrote there."""
+    from conftest import TINY
+
+    from colorgan import recipe as recipes
+    from colorgan.build import build_generator
+    from colorgan.data.schema import ConditionSchema
+
+    schema = ConditionSchema.from_mapping({"hair": ["gold", "red"]})
+    generator = {"type": "timm-unet", "encoder": "test_resnet", "decoder_channels": [8, 8, 8, 8, 8]}
+    recipe = recipes.from_dict(dict(copy.deepcopy(TINY), generator=generator))
+    model = checkpoint.export(build_generator(recipe, schema), recipe, schema, tmp_path / "timm.safetensors")
+    elsewhere = with_recipe(generator__pretrained=str(tmp_path / "not-here.safetensors"))(model, tmp_path / "p.safetensors")
+    colorizer = Colorizer.load(elsewhere, "cpu")
+    assert colorizer.recipe.generator["pretrained"].endswith("not-here.safetensors")  # recorded, not read

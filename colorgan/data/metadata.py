@@ -52,6 +52,8 @@ def inspect_metadata(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
     csv_path = folder / METADATA
     try:
         if not folder.is_dir():
+            if folder.is_symlink() and not folder.exists():
+                folder.stat()  # a loop or a dangling link: the system's own words, below
             return None, [f"{shown(folder)}: dataset folder not found (expected a folder holding {METADATA})"]
         if not csv_path.is_file():
             return None, [
