@@ -60,17 +60,19 @@ function control(attr) {
   }
   input.name = attr.name;
   input.id = `attr-${attr.name}`;
-  const paint = () => { swatch.style.background = input.value ? cssToHex(input.value) : "transparent"; };
+  const paint = () => {
+    swatch.style.background = input.value && !input.disabled ? cssToHex(input.value) : "transparent";
+  };
   input.addEventListener("input", paint);
   input.addEventListener("change", paint);
   paint();
-  const row = [attr.name, input, swatch];
+  const row = [element("label", { htmlFor: input.id, textContent: attr.name }), input, swatch];
   if (attr.optional && attr.control === "colour") {  // a colour input always has a value: a box to leave it out
     const unset = element("input", { type: "checkbox" });
-    unset.addEventListener("change", () => { input.disabled = unset.checked; });
+    unset.addEventListener("change", () => { input.disabled = unset.checked; paint(); });
     row.push(element("label", { className: "unset" }, [unset, " unset"]));
   }
-  return element("label", {}, row);
+  return element("div", { className: "control" }, row);
 }
 
 function fillSweepChoices(model) {
@@ -96,6 +98,9 @@ async function chooseModel(name) {
   $("model-info").textContent = `${model.name}: ${model.image_size} px, ${model.components.generator.type} ` +
     `generator, ${model.components.condition.type} conditions, ${(model.parameters / 1e6).toFixed(2)}M parameters, ${mb} MB`;
   $("controls").replaceChildren(...model.attributes.map(control));
+  $("result").removeAttribute("src");  // a result belongs to the model that drew it
+  $("result-caption").textContent = "result";
+  $("download").hidden = $("sweep-figure").hidden = true;
   fillSweepChoices(model);
   const found = await (await api(`/api/examples?model=${encodeURIComponent(name)}`)).json();
   $("examples-source").textContent = `examples: ${found.source}`;
