@@ -273,11 +273,13 @@ def report_cmd(run: Path, out: Path | None, sheets: int) -> None:
 @click.option("--device", help="cpu, cuda, ... (default: cuda if available).")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="Largest request body (an uploaded sketch) accepted.")
-def serve_cmd(models: tuple[Path, ...], host: str, port: int, device: str | None, max_upload_mb: float) -> None:
+@max_model_gb_option
+def serve_cmd(models: tuple[Path, ...], host: str, port: int, device: str | None, max_upload_mb: float,
+              max_model_gb: float | None) -> None:
     """Colour sketches in the browser: a page and a JSON/PNG API for MODEL files (needs colorgan[serve])."""
     from colorgan.serve.server import serve
 
-    serve(list(models), host, port, device, int(max_upload_mb * 1e6))
+    serve(list(models), host, port, device, int(max_upload_mb * 1e6), max_model_gb)
 
 
 # --- benchmarks ---------------------------------------------------------------------------------

@@ -215,10 +215,12 @@ def test_other_host_names_are_refused_on_loopback(client):
     assert client.get("/api/models", headers={"host": "attacker.example"}).status_code == 400
 
 
-def test_serve_refuses_bad_model_files_and_names_it(tmp_path):
+def test_serve_refuses_bad_model_files_and_names_it(tmp_path, files):
     runner = CliRunner()
     missing = runner.invoke(cli, ["serve", str(tmp_path / "none.safetensors")])
     assert missing.exit_code == 2 and "model file not found" in missing.output
+    over = runner.invoke(cli, ["serve", str(files["icons"]), "--max-model-gb", "0.000001"])
+    assert over.exit_code == 2 and "more than the 1e-06 GB allowed" in over.output
     clash = model_file(tmp_path / "clash.safetensors", {"model": ["a", "b"], "hair": ["red"]})
     refused = runner.invoke(cli, ["serve", str(clash)])
     assert refused.exit_code == 2 and "attribute 'model' has the name of a form field" in refused.output

@@ -48,13 +48,15 @@ class ServedModel:
         }
 
 
-def load_models(paths: list[Path], device: str | None = None) -> dict[str, ServedModel]:
-    """Load every model file (named by its file stem, numbered where stems repeat)."""
+def load_models(paths: list[Path], device: str | None = None,
+                max_model_gb: float | None = None) -> dict[str, ServedModel]:
+    """Load every model file (named by its file stem, numbered where stems repeat), each checked
+    by `Colorizer.load` against its memory budget."""
     stems = [Path(p).stem for p in paths]
     models = {}
     for i, (path, stem) in enumerate(zip(paths, stems)):
         name = stem if stems.count(stem) == 1 else f"{stem}-{i + 1}"
-        colorizer = Colorizer.load(path, device)
+        colorizer = Colorizer.load(path, device, max_model_gb)
         clash = [a for a in colorizer.attributes if a in FORM_FIELDS]
         if clash:
             raise ColorganError(f"{path}: attribute {clash[0]!r} has the name of a form field "

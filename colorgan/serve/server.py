@@ -18,7 +18,7 @@ def check_extra() -> None:
 
 
 def serve(paths: list[Path], host: str = "127.0.0.1", port: int = 7860, device: str | None = None,
-          max_upload_bytes: int | None = None) -> None:
+          max_upload_bytes: int | None = None, max_model_gb: float | None = None) -> None:
     check_extra()
     import uvicorn
 
@@ -26,7 +26,7 @@ def serve(paths: list[Path], host: str = "127.0.0.1", port: int = 7860, device: 
     from colorgan.serve.guards import allowed_hosts
     from colorgan.serve.models import load_models
 
-    models = load_models(paths, device)
+    models = load_models(paths, device, max_model_gb)
     app = create_app(models, host, max_upload_bytes or MAX_UPLOAD_BYTES)
     if allowed_hosts(host) == ["*"]:
         print(f"colorgan serve: listening on {host}: anyone who can reach this machine can use it")
