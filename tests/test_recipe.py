@@ -94,3 +94,75 @@ def test_round_trip(tmp_path):
     assert again == r
     assert again.data.holdout.kind == "characters"
     assert "with:" in r.to_yaml()
+
+
+# --- values: every key's range (check_values), and what needs the data's schema -----------------
+
+
+def test_defaults_and_every_shipped_recipe_pass_check_values():
+    from pathlib import Path
+
+    recipes.check_values(recipes.Recipe())
+    for path in sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml")):
+        recipes.check_values(recipes.load(path))
+
+
+def test_check_values_judges_a_recipe_made_in_python_too():
+    """A model file's embedded recipe comes through from_dict, a library user's through the
+    dataclasses: the ranges are checked on the Recipe, not while parsing."""
+    with pytest.raises(RecipeError, match=r"^train.ema: expected a number in \(0, 1\), got 1.5$"):
+        recipes.check_values(recipes.Recipe(train=recipes.TrainConfig(ema=1.5)))
+    with pytest.raises(RecipeError, match="^generator.depth: expected an integer from 1 to 12, got 40$"):
+        recipes.check_values(recipes.Recipe(generator={"type": "unet", "depth": 40}))
+
+
+def test_validate_never_builds_a_network(monkeypatch):
+    from colorgan.registry import CONDITIONS, DISCRIMINATORS, GENERATORS
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("validate built a component")
+
+    for registry in (CONDITIONS, GENERATORS, DISCRIMINATORS):
+        monkeypatch.setattr(registry, "build", refuse)
+    recipes.validate(recipes.from_dict({"generator": {"type": "resnet"}, "discriminator": {"type": "multiscale"}}))
+    with pytest.raises(RecipeError, match="data.image_size: image size 48 does not fit unet depth 6"):
+        recipes.validate(recipes.from_dict({"data": {"image_size": 48}}))
+
+
+def test_keep_best_attribute_and_condition_width_are_checked_against_the_schema(monkeypatch):
+    from colorgan.data.schema import ConditionSchema
+
+    schema = ConditionSchema.from_mapping({"hair": ["crimson", "gold"], "shirt": ["navy"]})
+    recipe = recipes.from_dict({"train": {"keep_best": "val_condition_error_hiar"}})
+    with pytest.raises(RecipeError, match=r"train.keep_best: the data has no attribute 'hiar' \(did you mean "
+                                          r"'hair'.*; attributes: hair, shirt"):
+        recipes.check_against_schema(recipe, schema)
+    recipes.check_against_schema(recipes.from_dict({"train": {"keep_best": "val_condition_accuracy_shirt"}}), schema)
+    # a dataset with many attribute values makes a wide one-hot input: judged with the real width
+    monkeypatch.setenv("COLORGAN_MAX_PARAMETERS", "4e7")
+    wide = ConditionSchema.from_mapping({"colour": [str(i) for i in range(20_000)]})
+    recipes.validate(recipes.Recipe())
+    with pytest.raises(RecipeError, match="parameters, more than the 4e\\+07 allowed"):
+        recipes.check_against_schema(recipes.Recipe(), wide)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  epochs: 1\n  epochs: 2\n", "not valid YAML at line 3: duplicate key 'epochs' (first at line 2)"),
+    ("train: {epochs: 1, batch_size: 2, epochs: 3}\n", "line 1: duplicate key 'epochs'"),
+    ("base: &b {epochs: 1}\ntrain: *b\n", "not valid YAML at line 2: aliases (*name) are not allowed in recipes"),
+    ("train:\n  <<: {epochs: 2}\n  epochs: 3\n", "duplicate key 'epochs'"),
+    ("name: " + "[" * 3000 + "]" * 3000 + "\n", "not valid YAML: nested too deeply"),
+])
+def test_yaml_that_would_mean_something_else_is_refused(tmp_path, text, message):
+    with pytest.raises(RecipeError) as info:
+        recipes.load(write(tmp_path, text))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_overrides_go_through_the_same_yaml_rules(tmp_path):
+    path = write(tmp_path, "train: {epochs: 3}\n")
+    with pytest.raises(RecipeError, match="aliases"):
+        recipes.load(path, ["optimizer.betas=[&b 0.5, *b]"])
+    with pytest.raises(RecipeError, match="duplicate key 'epochs'"):
+        recipes.load(path, ["train={epochs: 1, epochs: 2}"])
+    assert recipes.load(path, ["train={<<: {epochs: 2}, batch_size: 3}"]).train.epochs == 2
