@@ -100,7 +100,9 @@ def recipe_check(path: Path, overrides: tuple[str, ...]) -> None:
 @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
 @overrides_option
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (default runs/<name>-<time>).")
-@click.option("--resume", metavar="latest|PATH", help="Continue a run exactly from its latest (or a given) checkpoint.")
+@click.option("--resume", metavar="latest|auto|PATH",
+              help="Continue a run exactly from its latest (or a given) checkpoint; auto: the latest if there is "
+                   "one, else start afresh (for torchrun --max-restarts, whose restarted workers repeat the command).")
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
 @click.option("--stop-at", type=click.IntRange(min=1), help="Pause after this step (checkpoint written; resume later).")
 @click.option("--device", help="cpu or cuda (default: cuda if available; under torchrun each rank its own GPU).")

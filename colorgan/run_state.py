@@ -72,7 +72,7 @@ def resolve_resume(run: Path, resume: str) -> Path:
         return found
     path = Path(resume)
     if not _STEP_DIR.match(path.name) or not path.is_dir():
-        raise ColorganError(f"--resume {resume}: not a checkpoint folder (expected RUN/checkpoints/step-N or 'latest')")
+        raise ColorganError(f"--resume {resume}: not a checkpoint folder (expected RUN/checkpoints/step-N, 'latest' or 'auto')")
     return path
 
 
@@ -192,7 +192,12 @@ def prepare_run_folder(run: Path, recipe: Recipe, resume: str | None, overwrite:
     """Check the run folder against what was asked; return the checkpoint to resume, if any.
 
     A folder holding another run is never written over silently: it needs --resume or --overwrite.
+    `auto` (for `torchrun --max-restarts`, whose restarted workers repeat the same command) is
+    `latest` when the run has a checkpoint and `--overwrite` when it has none yet: an attempt that
+    died before its first checkpoint left nothing to continue.
     """
+    if resume == "auto":
+        resume, overwrite = ("latest", overwrite) if latest_checkpoint(run) else (None, True)
     recipe_file = run / "recipe.yaml"
     if resume is not None:
         checkpoint = resolve_resume(run, resume)

@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,11 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         torch.set_num_threads(t.threads)
     wanted = resolve_device(device)
     # Without cpu=True, Accelerate treats a torchrun launch on a machine without GPUs as N separate
-    # single-process runs; with it, a real gloo process group of N ranks.
-    state = PartialState(cpu=wanted.type == "cpu")
+    # single-process runs; with it, a real gloo process group of N ranks. The group is created here
+    # (the Accelerator below reuses this state and would ignore an InitProcessGroupKwargs), so the
+    # recipe's timeout goes here: a rank that hangs ends the run after train.dist_timeout seconds
+    # instead of gloo's 30 minutes.
+    state = PartialState(cpu=wanted.type == "cpu", timeout=timedelta(seconds=t.dist_timeout))
     run = _shared_run_dir(out, recipe)
     resume_from = run_state.prepare_run_folder(run, recipe, resume, overwrite)
 
@@ -129,7 +133,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         )
     state.wait_for_everyone()
     if state.is_main_process:
-        run_state.create_run_folder(run, recipe, clear=overwrite and resume is None)
+        run_state.create_run_folder(run, recipe, clear=resume_from is None and (overwrite or resume == "auto"))
     state.wait_for_everyone()
     accelerator = _accelerator(recipe, run, wanted)
     precision = resolve_precision(t.mixed_precision, accelerator.device)
@@ -284,6 +288,17 @@ class Trainer:
                     f"{err.filename or self.run}: cannot write ({err.strerror}); "
                     f"last complete checkpoint: {run_state.latest_checkpoint(self.run) or 'none'}"
                 ) from None
+            except RuntimeError as err:
+                if self.world == 1 or not _lost_peer(err):
+                    raise
+                cause = str(err).strip().splitlines()[0].split(". ")[0]  # gloo's first sentence, without its jokes
+                raise ColorganError(
+                    f"{self.run}: rank {accelerator.process_index} of {self.world} stopped after step "
+                    f"{progress.step}: another process died, hung past train.dist_timeout "
+                    f"({t.dist_timeout:g} s) or lost its node ({cause}); "
+                    f"last complete checkpoint: {run_state.latest_checkpoint(self.run) or 'none'}; "
+                    "restart every node with --resume latest"
+                ) from None
             finally:
                 self.bar.close()
         model = self.finish() if ending == "end" else None
@@ -384,6 +399,12 @@ class Trainer:
         else:
             checkpoint.export(self.eval_generator(), self.recipe, self.data.schema, model)
         return model
+
+
+def _lost_peer(err: RuntimeError) -> bool:
+    """A collective that failed because of another process: torch's distributed errors (NCCL),
+    and gloo's plain RuntimeErrors (a peer's closed connection, a timeout), which name gloo's source."""
+    return isinstance(err, torch.distributed.DistError) or "/gloo/" in str(err)
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
