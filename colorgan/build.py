@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from colorgan.data import images
 from colorgan.data.schema import ConditionSchema
 from colorgan.recipe import Recipe
 
@@ -44,7 +45,7 @@ class Parts:
 
 def image_channels(recipe: Recipe) -> int:
     """RGB, plus alpha when the recipe keeps transparency."""
-    return 4 if recipe.data.keep_alpha else 3
+    return images.image_channels(recipe.data.keep_alpha)
 
 
 def build_generator(recipe: Recipe, schema: ConditionSchema) -> ConditionalGenerator:

@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from colorgan.data.images import image_channels
 from colorgan.data.schema import ConditionSchema
 from colorgan.errors import ColorganError, RecipeError
 from colorgan.recipe import Recipe
@@ -243,7 +244,7 @@ def _apply(section: str, cfg: Mapping[str, Any], *args: Any) -> Any:
 def _estimate(recipe: Recipe, schema: ConditionSchema | None) -> tuple[SizeEstimate, Net | None]:
     condition = _apply("condition", recipe.condition, schema or _least_schema(recipe.condition))
     cond_dim = condition[0] if condition else 0
-    size, sketch, image = recipe.data.image_size, recipe.data.sketch_channels, 4 if recipe.data.keep_alpha else 3
+    size, sketch, image = recipe.data.image_size, recipe.data.sketch_channels, image_channels(recipe.data.keep_alpha)
     generator = _apply("generator", recipe.generator, sketch, image, cond_dim, size)
     discriminator = _apply("discriminator", recipe.discriminator, image, sketch, cond_dim, size)
     per_image = sum(n.activations * k for n, k in ((generator, 1), (discriminator, D_PASSES)) if n is not None)

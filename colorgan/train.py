@@ -37,7 +37,7 @@ from colorgan.errors import ColorganError, RecipeError
 from colorgan.guard import LOSS_NAMES, NonFiniteGuard, NonFiniteLoss
 from colorgan.hardware import Precision, resolve_device, resolve_precision
 from colorgan.optim import adam, lr_lambda
-from colorgan.recipe import Recipe, validate
+from colorgan.recipe import Recipe, check_against_schema, validate
 from colorgan.samples import pick_samples, render
 from colorgan.schedule import Schedule
 from colorgan.step import StepModels, gan_step
@@ -119,6 +119,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     # the run folder is touched, so a refused run leaves no files behind.
     set_seed(recipe.seed)
     data = load_dataset(recipe.data, recipe.seed)
+    check_against_schema(recipe, data.schema)
     parts = build_parts(recipe, data.schema)
     warn_batchnorm_at_batch_one(parts, t.batch_size)
     if t.sync_batchnorm:
@@ -132,8 +133,8 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
             f"({t.batch_size} x {state.num_processes} processes); lower train.batch_size"
         )
     state.wait_for_everyone()
-    if state.is_main_process:
-        run_state.create_run_folder(run, recipe, clear=resume_from is None and (overwrite or resume == "auto"))
+    if state.is_main_process and resume_from is None:  # a resume writes nothing before its checkpoint loads
+        run_state.create_run_folder(run, recipe, clear=overwrite or resume == "auto")
     state.wait_for_everyone()
     accelerator = _accelerator(recipe, run, wanted)
     precision = resolve_precision(t.mixed_precision, accelerator.device)
@@ -230,6 +231,8 @@ class Trainer:
     def write_run_info(self, resume_from: Path | None) -> None:
         if not self.accelerator.is_main_process:
             return
+        if resume_from is not None:  # the checkpoint loaded: now the run may take this recipe
+            run_state.write_text_atomic(self.run / "recipe.yaml", self.recipe.to_yaml())
         run_state.write_json(self.run / "schema.json", self.data.schema.to_dict())
         run_state.write_json(self.run / "run.json", {
             "world_size": self.world, "device": str(self.device), "precision": self.precision.name,

@@ -275,6 +275,8 @@ CASES: list[Case] = [
                 train__dist_timeout=1e300),
     recipe_case("recipe-keep-best-misspelt", ["train.keep_best: expected a metric validation logs", "got 'val_l2'"],
                 train__keep_best="val_l2"),
+    recipe_case("recipe-keep-best-unknown-attribute", ["train.keep_best: the data has no attribute 'hat'"],
+                train__keep_best="val_condition_error_hat"),
     recipe_case("recipe-keep-best-without-validation", ["train.keep_best: there is no validation"],
                 train__keep_best="val_l1", data__holdout="none"),
     recipe_case("recipe-empty-data-path", ["data.path: expected a non-empty string", "got ''"], data__path=""),
