@@ -67,6 +67,13 @@ class Icons:
 
 
 @dataclass
+class Augment:
+    """Training-time changes that keep every condition true (a flipped character keeps its colours)."""
+
+    hflip: bool = False  # mirror each training image (sketch and target together) with probability 1/2
+
+
+@dataclass
 class DataConfig:
     path: Annotated[str, Text(1, 4096)] = "builtin:icons"
     image_size: Annotated[int, integer(8, 4096)] = 64
@@ -75,6 +82,7 @@ class DataConfig:
     fit: Literal["pad", "resize"] = "pad"
     holdout: Holdout = field(default_factory=Holdout)
     icons: Icons = field(default_factory=Icons)
+    augment: Augment = field(default_factory=Augment)
 
 
 @dataclass

@@ -39,13 +39,13 @@ class DeviceBatches:
     """A ColorDataset's rows on `device`: `batch(rows)` -> {"sketch", "target", "cond"} tensors."""
 
     def __init__(self, dataset: ColorDataset, encode: Callable[[Sequence[Mapping[str, str]]], torch.Tensor],
-                 device: torch.device) -> None:
+                 device: torch.device, hflip: bool = False) -> None:
         rows = dataset.stacked()
         tensors = {"sketches": rows.sketches, "targets": rows.targets, "sketch_of_row": rows.sketch_of_row,
                    "target_of_row": rows.target_of_row, "cond": encode(rows.conditions)}
         size = sum(t.numel() * t.element_size() for t in tensors.values())
         home = device if device.type == "cpu" or size < torch.cuda.mem_get_info(device)[0] / 4 else torch.device("cpu")
-        self.device = device
+        self.device, self.hflip = device, hflip
         self.tensors = {k: (t.to(home) if home.type != "cpu" or device.type == "cpu" else t.pin_memory())
                         for k, t in tensors.items()}
 
@@ -56,5 +56,8 @@ class DeviceBatches:
         target = t["targets"].index_select(0, t["target_of_row"].index_select(0, rows))
         cond = t["cond"].index_select(0, rows)
         move = {"device": self.device, "non_blocking": True}
-        return {"sketch": uint8_to_float(sketch.to(**move)), "target": uint8_to_float(target.to(**move)),
-                "cond": cond.to(**move)}
+        sketch, target = sketch.to(**move), target.to(**move)
+        if self.hflip:  # drawn from the device's RNG, which checkpoints save: resume stays exact
+            mirror = (torch.rand(len(rows), device=self.device) < 0.5)[:, None, None, None]
+            sketch, target = torch.where(mirror, sketch.flip(-1), sketch), torch.where(mirror, target.flip(-1), target)
+        return {"sketch": uint8_to_float(sketch), "target": uint8_to_float(target), "cond": cond.to(**move)}
