@@ -114,26 +114,22 @@ def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], N
     Returns the step and the parts and batch, moved to the device.
     """
     from colorgan.optim import adam
+    from colorgan.step import StepModels, gan_losses
 
     device = precision.device
     layout = torch.channels_last if uses_channels_last(recipe, device) else torch.contiguous_format
     parts, batch = _parts_and_batch(recipe)
     G, D = (m.to(device, memory_format=layout).train() for m in (parts.generator, parts.discriminator))
-    loss = parts.loss
     batch = {k: v.to(device, memory_format=layout if v.dim() == 4 else torch.preserve_format)
              for k, v in batch.items() if isinstance(v, torch.Tensor)}
     g_opt = adam(G.parameters(), recipe.optimizer, recipe.optimizer.lr, device)
     d_opt = adam(D.parameters(), recipe.optimizer, recipe.optimizer.d_lr or recipe.optimizer.lr, device)
-    sketch, target, encoded = batch["sketch"], batch["target"], batch["cond"]
+    # The same losses as training's step (one function), on the plain modules: no DDP, no wrappers.
+    models = StepModels(G, D, D, g_opt, d_opt, None, None, parts.loss, parts.objective)
 
     def step() -> None:
         with precision.autocast():
-            fake, cond = G(sketch, encoded)
-            cond = cond.detach()
-            d_loss = loss.d_loss(D(target, sketch, cond), D(fake.detach(), sketch, cond))
-            D.requires_grad_(False)
-            g_loss = loss.g_loss(D(fake, sketch, cond)) + recipe.train.l1_weight * (fake.float() - target).abs().mean()
-            D.requires_grad_(True)
+            d_loss, g_loss, *_ = gan_losses(models, batch)
         d_loss.backward()
         g_loss.backward()
         d_opt.step()

@@ -16,6 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from colorgan.data import images
 from colorgan.data.schema import ConditionSchema
+from colorgan.objective import Objective
 from colorgan.recipe import Recipe
 
 
@@ -41,6 +42,7 @@ class Parts:
     generator: ConditionalGenerator
     discriminator: nn.Module
     loss: Any
+    objective: Objective
 
 
 def image_channels(recipe: Recipe) -> int:
@@ -68,7 +70,7 @@ def build_parts(recipe: Recipe, schema: ConditionSchema) -> Parts:
         image_channels=image_channels(recipe), sketch_channels=recipe.data.sketch_channels,
         cond_dim=generator.condition.dim,
     )
-    return Parts(generator, discriminator, LOSSES.build(recipe.loss, "loss"))
+    return Parts(generator, discriminator, LOSSES.build(recipe.loss, "loss"), Objective.build(recipe.objective))
 
 
 class BatchNormAtBatchOneWarning(UserWarning):

@@ -45,7 +45,7 @@ def cli() -> None:
 # --- components ---------------------------------------------------------------------------------
 
 _KINDS = {"condition": "conditions", "generator": "generators", "discriminator": "discriminators",
-          "loss": "losses"}
+          "loss": "losses", "objective": "objectives"}
 
 
 @cli.command()
@@ -53,7 +53,7 @@ _KINDS = {"condition": "conditions", "generator": "generators", "discriminator":
 def components(kind: str | None) -> None:
     """List every registered component: kind, name, origin, summary.
 
-    KIND narrows the list: conditions, generators, discriminators or losses.
+    KIND narrows the list: conditions, generators, discriminators, losses or objectives.
     """
     from colorgan.registry import REGISTRIES
     from colorgan.registry.core import did_you_mean

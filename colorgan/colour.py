@@ -34,10 +34,12 @@ def srgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     Lab, because distances there approximate what the eye sees, which RGB distances do not.
     """
     rgb = _float(rgb)
-    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
+    # Each power takes clamped inputs: the same values where its branch is chosen, and finite
+    # gradients in the branch that is not (so the `lab` objective term can backpropagate).
+    linear = torch.where(rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055).pow(2.4), rgb / 12.92)
     matrix = torch.tensor(_SRGB_TO_XYZ, dtype=rgb.dtype, device=rgb.device)
     xyz = (linear @ matrix.T) / torch.tensor(_D65, dtype=rgb.dtype, device=rgb.device)
-    f = torch.where(xyz > 0.008856, xyz.pow(1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    f = torch.where(xyz > 0.008856, xyz.clamp(min=0.008856).pow(1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
     fx, fy, fz = f.unbind(-1)
     return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-1)
 

@@ -19,21 +19,19 @@ import torch
 
 from colorgan.errors import ColorganError
 
-LOSS_NAMES = ("d_loss", "g_loss", "g_gan", "l1")
-
-
 class NonFiniteLoss(ColorganError):
     """A loss became NaN/Inf: the run stops; no update used it."""
 
 
 @dataclass
 class NonFiniteGuard:
+    names: tuple[str, ...] = ("d_loss", "g_loss")  # of the observed losses; the first two are judged
     reduce: object = None  # callable(tensor) -> tensor summed over ranks, or None in one process
     _window: torch.Tensor | None = None
     _pending: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     def observe(self, losses: torch.Tensor) -> None:
-        """Add one micro-batch's (d_loss, g_loss, g_gan, l1) to the accumulation window."""
+        """Add one micro-batch's losses (d_loss, g_loss, then any others) to the accumulation window."""
         bad = ~torch.isfinite(losses[:2]).all()
         self._window = bad if self._window is None else self._window | bad
         self._last = losses
@@ -54,7 +52,7 @@ class NonFiniteGuard:
         flags = torch.stack([f for _, f, _ in self._pending]).cpu()
         bad = [(step, losses) for (step, _, losses), flag in zip(self._pending, flags) if flag]
         self._pending.clear()
-        return [(step, dict(zip(LOSS_NAMES, losses.float().cpu().tolist()))) for step, losses in bad]
+        return [(step, dict(zip(self.names, losses.float().cpu().tolist()))) for step, losses in bad]
 
 
 def apply_guard(optimizer, found: torch.Tensor) -> bool:

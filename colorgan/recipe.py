@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, Union
 
 import yaml
 
+from colorgan import objective
 from colorgan.errors import ColorganError, RecipeError
+from colorgan.objective import DEFAULT as OBJECTIVE_DEFAULT
 from colorgan.recipe_yaml import parse_yaml
 from colorgan.registry.core import did_you_mean
 from colorgan.value_checks import ListOf, Range, Rule, Text, describe_value, integer, problem, yaml_repr
@@ -101,7 +103,6 @@ class TrainConfig:
     max_steps: Annotated[Union[int, None], COUNT] = None
     batch_size: Annotated[int, COUNT] = 16
     grad_accum: Annotated[int, COUNT] = 1
-    l1_weight: Annotated[float, NON_NEGATIVE] = 100.0
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     decay_start: Annotated[float, FRACTION] = 0.5
@@ -144,6 +145,8 @@ class Recipe:
     generator: dict[str, Any] = _component("unet", depth=6)
     discriminator: dict[str, Any] = _component("patchgan")
     loss: dict[str, Any] = _component("vanilla")
+    # The generator's objective: weighted terms from OBJECTIVES (colorgan/objective.py).
+    objective: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in OBJECTIVE_DEFAULT])
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -284,11 +287,31 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     node[parts[-1]] = value
 
 
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Recipes written before a key changed still load: run folders and model files embed them.
+
+    `train.l1_weight: w` became `objective: [{type: gan, weight: 1}, {type: l1, weight: w}]`;
+    `data.num_workers` went (batches are gathered on the device); `mixed_precision: fp16` went
+    (bf16 or fp32; `auto` picks).
+    """
+    train, data_cfg = data.get("train"), data.get("data")
+    if isinstance(train, dict) and "l1_weight" in train:
+        weight = train.pop("l1_weight")
+        if "objective" in data:
+            raise RecipeError("train.l1_weight: replaced by objective; give the l1 term's weight there")
+        data["objective"] = [{"type": "gan", "weight": 1.0}, {"type": "l1", "weight": weight}]
+    if isinstance(train, dict) and train.get("mixed_precision") == "fp16":
+        train["mixed_precision"] = "auto"
+    if isinstance(data_cfg, dict):
+        data_cfg.pop("num_workers", None)
+    return data
+
+
 def from_dict(data: Mapping[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Typed recipe from plain data, after `overrides`; components are checked by `validate`."""
     if not isinstance(data, Mapping):
         raise RecipeError(f"recipe: expected a mapping at the top level, got {describe_value(data)}")
-    data = _to_plain(dict(data))
+    data = upgrade(_to_plain(dict(data)))
     for override in overrides:
         apply_override(data, override)
     # A component section given as a new `type` replaces the default's options wholesale.
@@ -388,6 +411,7 @@ def validate(recipe: Recipe) -> None:
         recipe.discriminator, "discriminator", passed=("image_channels", "sketch_channels", "cond_dim")
     )
     LOSSES.check(recipe.loss, "loss")
+    objective.check(recipe.objective)
     check_model_size(recipe)
 
 

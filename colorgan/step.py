@@ -2,7 +2,7 @@
 
 The discriminator sees the real image and the detached generated one — each with the sketch and
 the conditions, as the seed describes — and the generator is scored through the same, frozen
-discriminator (GAN loss + L1 x weight). Both gradients are taken against the discriminator of
+discriminator, through the recipe's objective (`colorgan.objective`: GAN + 100 x L1 in the seed). Both gradients are taken against the discriminator of
 this step, and both optimizers step when the accumulation window closes. That makes
 `grad_accum` micro-batches, or N processes, exactly one larger batch (pix2pix's alternating order,
 where the generator sees the discriminator already updated on this batch, cannot be split so).
@@ -24,6 +24,8 @@ import torch
 
 from colorgan.guard import NonFiniteGuard, apply_guard
 from colorgan.hardware import Precision
+from colorgan.objective import Objective
+from colorgan.registry.objectives import ObjectiveInputs
 
 
 @dataclass
@@ -35,37 +37,44 @@ class StepModels:
     d_optimizer: Any
     g_scheduler: Any
     d_scheduler: Any
-    loss: Any
+    loss: Any                  # the adversarial loss (d_loss / g_loss on logits)
+    objective: Objective       # the generator's weighted terms
 
 
-def gan_losses(m: StepModels, batch: dict[str, Any], l1_weight: float) -> dict[str, torch.Tensor]:
-    """Forward of both models and every loss term; run it inside the precision's autocast."""
+def gan_losses(m: StepModels, batch: dict[str, Any]) -> list[torch.Tensor]:
+    """Forward of both models and every loss: [d_loss, g_loss, *each objective term]. Run it inside
+    the precision's autocast."""
     sketch, target, encoded = batch["sketch"], batch["target"], batch["cond"]
     fake, cond = m.generator(sketch, encoded)
     cond = cond.detach()
     d_loss = m.loss.d_loss(m.discriminator(target, sketch, cond), m.discriminator(fake.detach(), sketch, cond))
     m.frozen_discriminator.requires_grad_(False)
     try:
-        g_gan = m.loss.g_loss(m.frozen_discriminator(fake, sketch, cond))
+        inputs = ObjectiveInputs(fake, target, sketch, cond, m.frozen_discriminator(fake, sketch, cond), m.loss)
+        g_loss, terms = m.objective(inputs)
     finally:
         m.frozen_discriminator.requires_grad_(True)
-    l1 = (fake.float() - target.float()).abs().mean()
-    return {"d_loss": d_loss, "g_loss": g_gan + l1_weight * l1, "g_gan": g_gan, "l1": l1}
+    return [d_loss, g_loss, *terms]
 
 
-def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Precision, l1_weight: float,
+def loss_names(objective: Objective) -> tuple[str, ...]:
+    """The names of `gan_losses`' values, as logged."""
+    return ("d_loss", "g_loss", *objective.log_keys)
+
+
+def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Precision,
              grad_clip: float | None, guard: NonFiniteGuard, step: int) -> torch.Tensor:
     """Losses, backward and, when the accumulation window closes, both optimizer steps.
 
     `step` is the optimizer step this micro-batch belongs to (for the guard's record). Returns the
-    losses as one detached float tensor (d_loss, g_loss, g_gan, l1), still on the device.
+    losses (`loss_names` order) as one detached float tensor, still on the device.
     """
     with precision.autocast():
-        losses = gan_losses(m, batch, l1_weight)
-    stacked = torch.stack([v.detach().float() for v in losses.values()])
+        losses = gan_losses(m, batch)
+    stacked = torch.stack([v.detach().float() for v in losses])
     guard.observe(stacked)
-    accelerator.backward(losses["d_loss"])
-    accelerator.backward(losses["g_loss"])
+    accelerator.backward(losses[0])
+    accelerator.backward(losses[1])
     apply = True
     if accelerator.sync_gradients:
         found = guard.close_window(step)

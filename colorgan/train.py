@@ -34,13 +34,13 @@ from colorgan.build import build_parts, warn_batchnorm_at_batch_one
 from colorgan.data import load_dataset
 from colorgan.data.device_batches import DeviceBatches, RowNumbers
 from colorgan.errors import ColorganError, RecipeError
-from colorgan.guard import LOSS_NAMES, NonFiniteGuard, NonFiniteLoss
+from colorgan.guard import NonFiniteGuard, NonFiniteLoss
 from colorgan.hardware import Precision, resolve_device, resolve_precision
 from colorgan.optim import adam, lr_lambda
 from colorgan.recipe import Recipe, check_against_schema, validate
 from colorgan.samples import pick_samples, render
 from colorgan.schedule import Schedule
-from colorgan.step import StepModels, gan_step
+from colorgan.step import StepModels, gan_step, loss_names
 from colorgan.tracking import log_image, tracker_setup
 from colorgan.validation import lower_is_better, validate_generator
 
@@ -207,9 +207,10 @@ class Trainer:
         if t.compile:
             mode = "reduce-overhead" if t.compile == "reduce-overhead" else None  # CUDA graphs
             G, D, D_raw = (torch.compile(m, mode=mode) for m in (G, D, D_raw))
-        self.models = StepModels(G, D, D_raw, g_opt, d_opt, g_sched, d_sched, parts.loss)
+        self.models = StepModels(G, D, D_raw, g_opt, d_opt, g_sched, d_sched, parts.loss, parts.objective)
+        self.loss_names = loss_names(parts.objective)
         self.schedule = Schedule.from_recipe(t, validates=len(data.test) > 0)
-        self.guard = NonFiniteGuard(reduce=(lambda x: accelerator.reduce(x, "sum")) if world > 1 else None)
+        self.guard = NonFiniteGuard(self.loss_names, (lambda x: accelerator.reduce(x, "sum")) if world > 1 else None)
         self.progress = run_state.Progress()
         accelerator.register_for_checkpointing(self.progress)
         self.ema = None
@@ -261,8 +262,8 @@ class Trainer:
                     for rows in batches:
                         batch = self._batch(rows)
                         with accelerator.accumulate(*self.prepared):
-                            losses = gan_step(accelerator, self.models, batch, self.precision, t.l1_weight,
-                                              t.grad_clip, self.guard, progress.step + 1)
+                            losses = gan_step(accelerator, self.models, batch, self.precision, t.grad_clip,
+                                              self.guard, progress.step + 1)
                         progress.batches_in_epoch += 1
                         if not accelerator.sync_gradients:
                             continue
@@ -346,7 +347,7 @@ class Trainer:
         now = time.perf_counter()
         t = self.recipe.train
         images = (step - last_step) * t.batch_size * t.grad_accum * self.world
-        values = dict(zip(LOSS_NAMES, losses.float().cpu().tolist()))
+        values = dict(zip(self.loss_names, losses.float().cpu().tolist()))
         values.update(epoch=self.progress.epoch, lr=self.models.g_scheduler.get_last_lr()[0],
                       world_size=self.world, images_per_s=images / max(now - last_time, 1e-9))
         self.accelerator.log(values, step=step)

@@ -1,4 +1,4 @@
-"""The component catalogue: `GENERATORS`, `DISCRIMINATORS`, `CONDITIONS`, `LOSSES`.
+"""The component catalogue: `GENERATORS`, `DISCRIMINATORS`, `CONDITIONS`, `LOSSES`, `OBJECTIVES`.
 
     from colorgan.registry import GENERATORS
     G = GENERATORS.build({"type": "unet", "depth": 6}, in_channels=1, out_channels=3, cond_dim=10)
@@ -17,6 +17,7 @@ _BUILTIN_PACKAGES = (
     "colorgan.registry.generators",
     "colorgan.registry.discriminators",
     "colorgan.registry.losses",
+    "colorgan.registry.objectives",
 )
 _loaded = False
 
@@ -38,12 +39,14 @@ CONDITIONS = Registry("condition", loader=_load_everything)
 GENERATORS = Registry("generator", loader=_load_everything)
 DISCRIMINATORS = Registry("discriminator", loader=_load_everything)
 LOSSES = Registry("loss", loader=_load_everything)
+OBJECTIVES = Registry("objective term", loader=_load_everything)
 
 REGISTRIES: dict[str, Registry] = {
     "conditions": CONDITIONS,
     "generators": GENERATORS,
     "discriminators": DISCRIMINATORS,
     "losses": LOSSES,
+    "objectives": OBJECTIVES,
 }
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "Entry",
     "GENERATORS",
     "LOSSES",
+    "OBJECTIVES",
     "REGISTRIES",
     "Registry",
     "registering_as",

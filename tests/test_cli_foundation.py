@@ -21,7 +21,7 @@ def test_components_table_lists_every_kind():
     lines = result.output.splitlines()
     assert lines[0].split()[:4] == ["kind", "name", "origin", "summary"]
     kinds = {line.split()[0] for line in lines[1:]}
-    assert kinds == {"conditions", "generators", "discriminators", "losses"}
+    assert kinds == {"conditions", "generators", "discriminators", "losses", "objectives"}
     unet = next(line for line in lines if line.split()[:2] == ["generators", "unet"])
     assert "built-in" in unet and len(unet.split("built-in", 1)[1].strip()) > 10
 

@@ -15,7 +15,8 @@ def write(tmp_path, text):
 def test_defaults_and_types(tmp_path):
     r = recipes.load(write(tmp_path, "name: x\ntrain: {epochs: 3, batch_size: 4}\n"))
     assert r.name == "x" and r.train.epochs == 3 and r.train.batch_size == 4
-    assert r.train.l1_weight == 100.0 and r.optimizer.betas == [0.5, 0.999]
+    assert r.objective == [{"type": "gan", "weight": 1.0}, {"type": "l1", "weight": 100.0}]
+    assert r.optimizer.betas == [0.5, 0.999]
     assert r.generator == {"type": "unet", "depth": 6}
 
 

@@ -51,7 +51,8 @@ def trained_model(root: Path) -> Path:
         recipe = copy.deepcopy(TINY)
         recipe["data"]["holdout"] = {"kind": "none"}
         recipe["optimizer"] = {"lr": 0.003}
-        recipe["train"].update(max_steps=120, batch_size=8, l1_weight=300.0, log_every=40,
+        recipe["objective"] = [{"type": "gan", "weight": 1.0}, {"type": "l1", "weight": 300.0}]
+        recipe["train"].update(max_steps=120, batch_size=8, log_every=40,
                                sample_every=1000, eval_every=1000, checkpoint_every=1000, threads=1)
         train(recipes.from_dict(recipe), out=root / "trained")
     return done

@@ -1,0 +1,72 @@
+"""The generator's objective: the recipe's weighted list of terms (`OBJECTIVES`), summed.
+
+    objective:
+      - {type: gan, weight: 1.0}
+      - {type: l1, weight: 100.0}     # the seed's GAN + 100 * L1
+
+Each term's unweighted value is logged under its `log_key` (`g_gan`, `l1`, ...), so a curve shows
+what each part of the objective is doing whatever the weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from colorgan.errors import RecipeError
+
+DEFAULT = ({"type": "gan", "weight": 1.0}, {"type": "l1", "weight": 100.0})
+
+
+def _split(term: Mapping[str, Any], where: str) -> tuple[dict[str, Any], float]:
+    """A recipe term -> (the component dict without `weight`, the weight), checked."""
+    if not isinstance(term, Mapping):
+        raise RecipeError(f"{where}: expected a mapping like {{type: l1, weight: 100}}, got {term!r}")
+    weight = term.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+        raise RecipeError(f"{where}.weight: expected a finite number >= 0, got {weight!r}")
+    return {k: v for k, v in term.items() if k != "weight"}, float(weight)
+
+
+def check(terms: Sequence[Mapping[str, Any]]) -> None:
+    """Every term names a registered objective with options it takes; no term twice; not empty."""
+    from colorgan.registry import OBJECTIVES
+
+    if not terms:
+        raise RecipeError("objective: expected at least one term, e.g. [{type: gan, weight: 1}, {type: l1, weight: 100}]")
+    seen = set()
+    for i, term in enumerate(terms):
+        cfg, _ = _split(term, f"objective[{i}]")
+        OBJECTIVES.check(cfg, f"objective[{i}]")
+        if cfg["type"] in seen:
+            raise RecipeError(f"objective[{i}]: term {cfg['type']!r} is listed twice; give it one weight")
+        seen.add(cfg["type"])
+
+
+@dataclass
+class Objective:
+    terms: list[tuple[Any, float]]  # (term, weight)
+
+    @classmethod
+    def build(cls, terms: Sequence[Mapping[str, Any]]) -> "Objective":
+        from colorgan.registry import OBJECTIVES
+
+        check(terms)
+        built = []
+        for i, term in enumerate(terms):
+            cfg, weight = _split(term, f"objective[{i}]")
+            built.append((OBJECTIVES.build(cfg, f"objective[{i}]"), weight))
+        return cls(built)
+
+    @property
+    def log_keys(self) -> tuple[str, ...]:
+        return tuple(getattr(term, "log_key", type(term).__name__) for term, _ in self.terms)
+
+    def __call__(self, inputs) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(weighted sum, each term's unweighted value in `log_keys` order)."""
+        values = [term(inputs) for term, _ in self.terms]
+        total = sum(weight * value for (_, weight), value in zip(self.terms, values))
+        return total, values

@@ -1,0 +1,72 @@
+"""Generator objective terms: `gan`, `l1`, `lab`. A recipe's `objective` is a weighted list of them.
+
+A term sees everything one step knows (`ObjectiveInputs`): the generated and the real image, the
+sketch, the condition vector, the frozen discriminator's logits on the fake, and the recipe's
+adversarial loss. So a plugin can add a perceptual, feature-matching or colour-region term with
+`@OBJECTIVES.register("name")` and use it from a recipe without touching the training step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from colorgan.colour import srgb_to_lab
+from colorgan.registry import OBJECTIVES
+
+
+@dataclass
+class ObjectiveInputs:
+    fake: torch.Tensor        # (B, C, H, W) generator output in [-1, 1]
+    target: torch.Tensor      # (B, C, H, W) ground truth in [-1, 1]
+    sketch: torch.Tensor      # (B, S, H, W)
+    cond: torch.Tensor        # (B, D) the condition vector the generator saw
+    d_fake: Any               # the frozen discriminator's logits on (fake, sketch, cond)
+    adversarial: Any          # the recipe's `loss` component (`g_loss(logits)`)
+
+
+class Term:
+    """A term without options: an explicit constructor, so a recipe's unknown option is refused
+    (a term with options takes them as keywords of its own `__init__`)."""
+
+    log_key: str
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+@OBJECTIVES.register("gan")
+class AdversarialTerm(Term):
+    """The recipe's adversarial loss on the frozen discriminator's view of the fake (logged as g_gan)."""
+
+    log_key = "g_gan"
+
+    def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
+        return x.adversarial.g_loss(x.d_fake)
+
+
+@OBJECTIVES.register("l1")
+class L1Term(Term):
+    """Mean absolute difference to the target in [-1, 1] RGB: pix2pix's reconstruction term."""
+
+    log_key = "l1"
+
+    def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
+        return (x.fake.float() - x.target.float()).abs().mean()
+
+
+@OBJECTIVES.register("lab")
+class LabTerm(Term):
+    """Mean absolute CIELAB difference to the target, in units of 100 (L's range): colour error as the
+    eye sees it, so a wrong skin or hair tone costs what it looks like, not what RGB says."""
+
+    log_key = "lab"
+
+    def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
+        def lab(image: torch.Tensor) -> torch.Tensor:
+            rgb = ((image[:, :3].float() + 1) / 2).clamp(0, 1).movedim(1, -1)
+            return srgb_to_lab(rgb)
+
+        return (lab(x.fake) - lab(x.target)).abs().mean() / 100.0

@@ -1,0 +1,102 @@
+"""The generator objective: a recipe's weighted list of registered terms, summed; old recipes with
+`train.l1_weight` still load; a plugin term needs no change to the training step."""
+
+import copy
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from colorgan import recipe as recipes
+from colorgan.cli import cli
+from colorgan.colour import srgb_to_lab
+from colorgan.errors import ColorganError
+from colorgan.objective import Objective
+from colorgan.registry import LOSSES, OBJECTIVES
+from colorgan.registry.objectives import ObjectiveInputs
+from colorgan.train import train
+from conftest import TINY
+
+
+def inputs(fake, target):
+    logits = torch.zeros(fake.shape[0], 1, 2, 2)
+    return ObjectiveInputs(fake, target, torch.zeros_like(fake[:, :1]), torch.zeros(fake.shape[0], 2),
+                           logits, LOSSES.build({"type": "lsgan"}))
+
+
+def test_the_seeds_objective_is_gan_plus_100_l1():
+    torch.manual_seed(0)
+    fake, target = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
+    x = inputs(fake, target)
+    total, (gan, l1) = Objective.build(recipes.Recipe().objective)(x)
+    assert torch.allclose(gan, ((x.d_fake - 1) ** 2).mean())
+    assert torch.allclose(l1, (fake - target).abs().mean())
+    assert torch.allclose(total, gan + 100 * l1)
+
+
+def test_the_lab_term_is_a_colour_distance_with_finite_gradients():
+    fake = torch.full((1, 3, 4, 4), -1.0, requires_grad=True)  # black: the cube root's steep end
+    target = torch.ones(1, 3, 4, 4)                             # white
+    value = OBJECTIVES.build({"type": "lab"})(inputs(fake, target))
+    assert value.item() == pytest.approx(1 / 3, abs=1e-3)  # |ΔL| = 100 of |ΔL|+|Δa|+|Δb| over 3 channels
+    value.backward()
+    assert torch.isfinite(fake.grad).all()
+    same = OBJECTIVES.build({"type": "lab"})(inputs(target, target))
+    assert same.item() == 0.0
+    assert torch.allclose(srgb_to_lab(torch.ones(3, dtype=torch.float64)), torch.tensor([100.0, 0, 0], dtype=torch.float64), atol=1e-2)
+
+
+def test_an_old_recipe_with_l1_weight_loads_as_its_objective():
+    old = copy.deepcopy(TINY)
+    old["train"]["l1_weight"] = 42.0
+    old["data"]["num_workers"] = 0
+    recipe = recipes.from_dict(old)
+    assert recipe.objective == [{"type": "gan", "weight": 1.0}, {"type": "l1", "weight": 42.0}]
+    both = copy.deepcopy(old)
+    both["objective"] = [{"type": "l1", "weight": 1.0}]
+    with pytest.raises(ColorganError, match="train.l1_weight: replaced by objective"):
+        recipes.from_dict(both)
+
+
+@pytest.mark.parametrize("objective, message", [
+    ([], "objective: expected at least one term"),
+    ([{"type": "l2"}], "objective[0]"),
+    ([{"type": "l1", "weight": -1}], "objective[0].weight: expected a finite number >= 0, got -1"),
+    ([{"type": "l1"}, {"type": "l1", "weight": 2}], "objective[1]: term 'l1' is listed twice"),
+    ([{"type": "l1", "size": 3}], "objective[0]"),
+])
+def test_bad_objectives_are_one_line(tmp_path, objective, message, write_recipe):
+    bad = copy.deepcopy(TINY)
+    bad["objective"] = objective
+    result = CliRunner().invoke(cli, ["recipe", "check", str(write_recipe(bad))])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+PLUGIN = '''
+from colorgan.registry import OBJECTIVES
+
+@OBJECTIVES.register("mean-brightness")
+class MeanBrightness:
+    """Pull the image's mean towards the target's: a stand-in for a plugin's own term."""
+
+    log_key = "brightness"
+
+    def __call__(self, x):
+        return (x.fake.float().mean() - x.target.float().mean()).abs()
+'''
+
+
+def test_a_plugin_term_trains_and_is_logged(tmp_path, monkeypatch):
+    (tmp_path / "brightness_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    recipe = copy.deepcopy(TINY)
+    recipe.update(plugins=["brightness_plugin"], objective=[
+        {"type": "gan", "weight": 1.0}, {"type": "lab", "weight": 10.0}, {"type": "mean-brightness", "weight": 5.0}])
+    recipe["train"].update(max_steps=2, log_every=1)
+    result = train(recipes.from_dict(recipe), out=tmp_path / "run")
+    records = [json.loads(line) for line in (result.run / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in records if "d_loss" in r]
+    assert logged and all({"g_gan", "lab", "brightness"} <= set(r) and "l1" not in r for r in logged)
+    r = logged[-1]
+    assert r["g_loss"] == pytest.approx(r["g_gan"] + 10 * r["lab"] + 5 * r["brightness"], rel=1e-4)
