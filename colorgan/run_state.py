@@ -72,7 +72,8 @@ def resolve_resume(run: Path, resume: str) -> Path:
         return found
     path = Path(resume)
     if not _STEP_DIR.match(path.name) or not path.is_dir():
-        raise ColorganError(f"--resume {resume}: not a checkpoint folder (expected RUN/checkpoints/step-N, 'latest' or 'auto')")
+        raise ColorganError(
+            f"--resume {resume}: not a checkpoint folder (expected RUN/checkpoints/step-N, 'latest' or 'auto')")
     return path
 
 
