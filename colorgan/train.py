@@ -252,7 +252,9 @@ class Trainer:
                         disable=not accelerator.is_local_main_process)
         self.models.generator.train()
         self.models.discriminator.train()
-        exit_code, ending = 0, None
+        # A finished run resumed (a re-submitted job, an elastic restart after the last checkpoint)
+        # trains nothing more: it only writes its model again.
+        exit_code, ending = 0, ("end" if progress.step >= self.total else None)
         with _StopSignal() as stop:
             try:
                 while ending is None:

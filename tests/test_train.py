@@ -140,3 +140,14 @@ def test_compile_trains_the_same_model(tmp_path, tiny_recipe):
     compiled = train(recipes.from_dict(tiny_recipe, ["train.compile=true"]), out=tmp_path / "compiled")
     assert not any("_orig_mod" in key for key in weights(compiled.model))
     assert_same_weights(eager.model, compiled.model, atol=1e-4)
+
+
+def test_resuming_a_finished_run_trains_nothing_more(tmp_path, tiny_recipe):
+    tiny_recipe["train"]["max_steps"] = 3
+    recipe = recipes.from_dict(tiny_recipe)
+    first = train(recipe, out=tmp_path / "run")
+    before = weights(first.model)
+    again = train(recipe, out=tmp_path / "run", resume="latest")
+    assert again.step == 3 and again.model is not None
+    after = weights(again.model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
