@@ -19,7 +19,7 @@ from colorgan.registry.conditions.embedding import COMBINES
 from colorgan.registry.discriminators.patchgan import D_NORMS
 from colorgan.registry.generators.common import CONDITION_MODES
 from colorgan.registry.layers import NORMS
-from colorgan.value_checks import AnyOf, ListOf, MapOf, OneOf, Range, Text, integer, maybe, problem
+from colorgan.value_checks import AnyOf, ListOf, MapOf, OneOf, Range, Text, describe_value, integer, maybe, problem
 
 CHANNELS = integer(1, 65536)
 LEVELS = integer(1, 12)
@@ -66,7 +66,10 @@ def check_options(section: str, cfg: Mapping[str, Any]) -> None:
     `Registry.check` and the component's constructor.
     """
     name = cfg.get("type")
-    table = OPTIONS[section].get(name, {}) if isinstance(name, str) else {}
+    if not isinstance(name, str) or not name:
+        raise RecipeError(f"{section}.type: expected a component name (see `colorgan components`), "
+                          f"got {describe_value(name)}")
+    table = OPTIONS[section].get(name, {})
     for key, value in cfg.items():
         message = problem(table[key], f"{section}.{key}", value) if key in table else None
         if message:

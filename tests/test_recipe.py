@@ -167,3 +167,11 @@ def test_overrides_go_through_the_same_yaml_rules(tmp_path):
     with pytest.raises(RecipeError, match="duplicate key 'epochs'"):
         recipes.load(path, ["train={epochs: 1, epochs: 2}"])
     assert recipes.load(path, ["train={<<: {epochs: 2}, batch_size: 3}"]).train.epochs == 2
+
+
+def test_a_component_type_that_is_not_a_name_is_one_line():
+    """Found by the model-file property test: `discriminator.type: []` reached a dict lookup."""
+    recipe = recipes.Recipe()
+    recipe.discriminator = {"type": [], "layers": 2}
+    with pytest.raises(RecipeError, match=r"discriminator.type: expected a component name"):
+        recipes.check_values(recipe)
