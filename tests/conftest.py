@@ -12,8 +12,15 @@ import shutil
 import subprocess
 import sys
 
+import hypothesis
 import pytest
 import yaml
+
+# Property tests draw the same examples on every CI run (a new random failure belongs in a
+# development session, not in a landing); locally they explore new ones each time.
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 _VISIBLE_GPUS = os.environ.get("CUDA_VISIBLE_DEVICES")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before anything initialises CUDA
