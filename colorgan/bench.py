@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from colorgan.hardware import Precision, bf16_is_native, resolve_device, resolve_precision
+from colorgan.hardware import Precision, bf16_is_native, memory_format, resolve_device, resolve_precision
 from colorgan.recipe import Recipe
 
 SPEED_FIELDS = ("device", "precision", "train_images_per_s", "reference_images_per_s", "ratio", "flops_per_image",
@@ -98,15 +98,6 @@ def _parts_and_batch(recipe: Recipe):
     return parts, make_collate(parts.generator.encode)(items)
 
 
-def uses_channels_last(recipe: Recipe, device: torch.device) -> bool:
-    """Training's `train.channels_last` (auto: on CUDA, where cuDNN's convolutions prefer NHWC).
-
-    Read with a default so recipes from before the key existed mean what training made of them.
-    """
-    value = getattr(recipe.train, "channels_last", "auto")
-    return device.type == "cuda" if value == "auto" else bool(value)
-
-
 def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], None], Any, dict[str, Any]]:
     """The plain PyTorch training step on `precision.device`: same modules, losses and Adam steps,
     the same autocast and memory format as training; no Accelerate, no host sync.
@@ -117,7 +108,7 @@ def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], N
     from colorgan.step import StepModels, gan_losses
 
     device = precision.device
-    layout = torch.channels_last if uses_channels_last(recipe, device) else torch.contiguous_format
+    layout = memory_format(recipe.train.channels_last, device)
     parts, batch = _parts_and_batch(recipe)
     G, D = (m.to(device, memory_format=layout).train() for m in (parts.generator, parts.discriminator))
     batch = {k: v.to(device, memory_format=layout if v.dim() == 4 else torch.preserve_format)

@@ -98,6 +98,9 @@ def evaluate_generator(generator, dataset, device, attributes: Sequence[str],
     characters a model fails on stand at the top (`colorgan evaluate --per-character`).
     """
     records = generate_records(generator, dataset, device, batch_size)
+    if per_character and not isinstance(references, metrics.References):  # built once, not per character
+        references = metrics.References.build(metrics.ground_truth(records, list(attributes), references),
+                                              list(attributes), device=device)
     result = metrics.evaluate_images(records, list(attributes), references)
     if per_character:
         groups: dict[str, list[dict[str, Any]]] = {}

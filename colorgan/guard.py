@@ -28,6 +28,7 @@ class NonFiniteGuard:
     names: tuple[str, ...] = ("d_loss", "g_loss")  # of the observed losses; the first two are judged
     reduce: object = None  # callable(tensor) -> tensor summed over ranks, or None in one process
     _window: torch.Tensor | None = None
+    _last: torch.Tensor | None = None
     _pending: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     def observe(self, losses: torch.Tensor) -> None:

@@ -105,6 +105,14 @@ class Precision:
         return f"device {self.device}, precision {self.name} ({self.reason})"
 
 
+def memory_format(channels_last: object, device: torch.device) -> torch.memory_format:
+    """`train.channels_last: auto` is channels-last on CUDA (cuDNN's native layout for bf16/TF32
+    convolutions, measured faster there) and NCHW on the CPU (measured slower there: 138 -> 116 img/s
+    in bf16); true/false force it."""
+    on = device.type == "cuda" if channels_last == "auto" else bool(channels_last)
+    return torch.channels_last if on else torch.contiguous_format
+
+
 def enable_tf32(device: torch.device) -> None:
     """fp32 matmuls and convolutions in TF32 on CUDA GPUs that have it (Ampere and newer): its
     ~1e-3 relative error is far below a GAN's training noise, and it is several times faster."""

@@ -359,7 +359,7 @@ def _field(record: Any, name: str) -> Any:
     return record[name] if isinstance(record, Mapping) else getattr(record, name)
 
 
-def _ground_truth(records: list[Any], attributes: list[str],
+def ground_truth(records: list[Any], attributes: list[str],
                   references: Mapping[Any, Mapping[ValueKey, Any]] | None) -> dict[Any, dict[ValueKey, Any]]:
     """`references` plus the records' own targets, as {character: {value tuple: image}}."""
     gts: dict[Any, dict[ValueKey, Any]] = defaultdict(dict)
@@ -420,7 +420,7 @@ def evaluate_images(
     records = list(records)
     attributes = list(attributes)
     if not isinstance(references, References):
-        references = References.build(_ground_truth(records, attributes, references), attributes, threshold)
+        references = References.build(ground_truth(records, attributes, references), attributes, threshold)
     unknown = [_field(r, "character") for r in records if _field(r, "character") not in references.regions]
     if unknown:
         raise ValueError(f"references hold no character {unknown[0]!r}")
