@@ -19,6 +19,7 @@ import torch
 
 from colorgan.errors import ColorganError
 
+
 class NonFiniteLoss(ColorganError):
     """A loss became NaN/Inf: the run stops; no update used it."""
 
