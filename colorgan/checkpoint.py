@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from colorgan import ema
 from colorgan.data.schema import ConditionSchema
 from colorgan.errors import ColorganError, ModelFileError, shown
 from colorgan.model_file import describe, read_metadata, validate_model_file
@@ -103,27 +104,18 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def checkpoint_weights(folder: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """The generator weights of a training checkpoint and where they came from.
-
-    The EMA weights when the run kept an EMA (an Accelerate custom object whose state holds
-    `n_averaged`, read with `torch.load(weights_only=True)`: tensors only, no code), else the
-    first model Accelerate saved (`model.safetensors`, the ConditionalGenerator).
-    """
-    for pkl in sorted(folder.glob("custom_checkpoint_*.pkl")):
-        try:
-            state = torch.load(pkl, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - not a tensor-only object (e.g. a plugin's): not the EMA
-            continue
-        if isinstance(state, dict) and "n_averaged" in state:
-            weights = {k: v for k, v in state.items() if k.startswith("module.")}
-            return _strip_prefixes(weights), f"{pkl.name} (EMA)"
-    weights_file = folder / "model.safetensors"
+    """The generator weights of a training checkpoint and where they came from: the EMA's
+    (`ema.safetensors`) when the run kept one, else the ConditionalGenerator Accelerate saved
+    first (`model.safetensors`)."""
+    averaged = (folder / ema.FILE).is_file()
+    weights_file = folder / (ema.FILE if averaged else "model.safetensors")
     if not weights_file.is_file():
         raise ModelFileError(f"{folder}: no model.safetensors in this checkpoint folder")
     try:
-        return _strip_prefixes(load_file(str(weights_file))), weights_file.name
+        weights = _strip_prefixes(load_file(str(weights_file)))
     except (SafetensorError, OSError) as err:
         raise ModelFileError(f"{weights_file}: damaged checkpoint weights ({err})") from None
+    return weights, f"{weights_file.name} (EMA)" if averaged else weights_file.name
 
 
 def export_from_run(source: str | Path, out: str | Path) -> Path:

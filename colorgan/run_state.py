@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from colorgan.errors import ColorganError
 from colorgan.recipe import COMPONENT_SECTIONS, Recipe
@@ -118,8 +118,12 @@ def _earlier(folder: Path) -> str:
     return "there is no earlier checkpoint (start the run again with --overwrite)"
 
 
-def save_checkpoint(accelerator, run: Path, step: int, keep: int) -> Path:
-    """Save the full training state for `step` atomically, then keep only the newest `keep`."""
+def save_checkpoint(accelerator, run: Path, step: int, keep: int,
+                    also: Callable[[Path], None] | None = None) -> Path:
+    """Save the full training state for `step` atomically, then keep only the newest `keep`.
+
+    `also(folder)` writes what Accelerate does not hold (the EMA) into the folder on the main
+    process, before the folder gets its final name."""
     folder = run / "checkpoints"
     final = folder / f"step-{step:06d}"
     tmp = folder / f".tmp-step-{step:06d}"
@@ -130,6 +134,8 @@ def save_checkpoint(accelerator, run: Path, step: int, keep: int) -> Path:
                 shutil.rmtree(leftover, ignore_errors=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp), safe_serialization=True)
+        if also is not None and accelerator.is_main_process:
+            also(tmp)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             if final.exists():

@@ -36,6 +36,7 @@ from colorgan.errors import ColorganError, RecipeError
 from colorgan.guard import NonFiniteGuard, NonFiniteLoss
 from colorgan.hardware import Precision, memory_format, resolve_device, resolve_precision
 from colorgan.optim import adam, lr_lambda
+from colorgan.ema import EMA
 from colorgan.recipe import Recipe, check_against_schema, validate
 from colorgan.samples import pick_samples, render
 from colorgan.schedule import Schedule
@@ -178,7 +179,7 @@ class Trainer:
         self.layout = layout = memory_format(t.channels_last, device)
         parts.generator.to(device=device, memory_format=layout)
         parts.discriminator.to(device=device, memory_format=layout)
-        self.batches = DeviceBatches(data.train, parts.generator.encode, device, recipe.data.augment.hflip)
+        self.batches = DeviceBatches(data.train, parts.generator.encode, device, recipe.data.augment)
         # Row numbers reach the GPU from pinned memory without blocking: a pageable copy would make
         # the host wait for the GPU to go idle at every step.
         loader = DataLoader(RowNumbers(len(data.train)), batch_size=t.batch_size, shuffle=True, drop_last=True,
@@ -205,18 +206,15 @@ class Trainer:
         self.guard = NonFiniteGuard(self.loss_names, (lambda x: accelerator.reduce(x, "sum")) if world > 1 else None)
         self.progress = run_state.Progress()
         accelerator.register_for_checkpointing(self.progress)
-        self.ema = None
-        if t.ema is not None:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-            self.ema = AveragedModel(self.G_raw, multi_avg_fn=get_ema_multi_avg_fn(t.ema), use_buffers=True)
-            accelerator.register_for_checkpointing(self.ema)
+        self.ema = EMA(self.G_raw, t.ema) if t.ema is not None else None
         self.samples = pick_samples(data.test if len(data.test) else data.train, data.schema)
 
     # --- setup ---------------------------------------------------------------------------------
 
     def resume(self, folder: Path) -> None:
         self.accelerator.load_state(str(folder))
+        if self.ema is not None:
+            self.ema.load(folder)
         if self.accelerator.is_main_process:  # steps after the checkpoint are about to be logged again
             run_state.truncate_metrics(self.run / "metrics.jsonl", self.progress.step)
 
@@ -262,7 +260,7 @@ class Trainer:
                             continue
                         progress.step += 1
                         if self.ema is not None:
-                            self.ema.update_parameters(self.G_raw)
+                            self.ema.update(self.G_raw)
                         self.bar.update(1)
                         if time_limit is not None and self._any_rank(time.perf_counter() - started >= time_limit):
                             self.total = progress.step
@@ -368,7 +366,8 @@ class Trainer:
 
     def checkpoint(self, losses: torch.Tensor) -> None:
         self._check_guard()  # never save weights a non-finite step could have reached
-        run_state.save_checkpoint(self.accelerator, self.run, self.progress.step, self.recipe.train.keep_checkpoints)
+        run_state.save_checkpoint(self.accelerator, self.run, self.progress.step, self.recipe.train.keep_checkpoints,
+                                  also=self.ema.save if self.ema is not None else None)
 
     # --- models --------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Generator objective terms: `gan`, `l1`, `lab`. A recipe's `objective` is a weighted list of them.
+"""Generator objective terms: `gan`, `l1`, `l2`, `lab`. A recipe's `objective` is a weighted list of them.
 
 A term sees everything one step knows (`ObjectiveInputs`): the generated and the real image, the
 sketch, the condition vector, the frozen discriminator's logits on the fake, and the recipe's
@@ -55,6 +55,18 @@ class L1Term(Term):
 
     def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
         return (x.fake.float() - x.target.float()).abs().mean()
+
+
+@OBJECTIVES.register("l2")
+class L2Term(Term):
+    """Mean squared difference to the target in [-1, 1] RGB. Where the sketch cannot say a colour (an
+    unseen character's clothes), L1 is least for the median guess and L2 for the mean, which is the
+    guess PSNR scores best."""
+
+    log_key = "l2"
+
+    def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
+        return (x.fake.float() - x.target.float()).square().mean()
 
 
 @OBJECTIVES.register("lab")

@@ -91,7 +91,7 @@ def test_export_from_unfinished_run_uses_its_latest_checkpoint(run, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(run, partial, ignore=shutil.ignore_patterns("model.safetensors", "step-000006"))
     shutil.copytree(run / "checkpoints" / "step-000006", partial / "checkpoints" / "step-000006",
-                    ignore=shutil.ignore_patterns("custom_checkpoint_1.pkl"))   # no EMA there
+                    ignore=shutil.ignore_patterns("ema.safetensors"))   # no EMA there
     out = checkpoint.export_from_run(partial, tmp_path / "latest.safetensors")
     want = load_file(str(run / "checkpoints" / "step-000006" / "model.safetensors"))
     got = load_file(str(out))

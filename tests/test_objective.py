@@ -35,6 +35,19 @@ def test_the_seeds_objective_is_gan_plus_100_l1():
     assert torch.allclose(total, gan + 100 * l1)
 
 
+def test_the_l2_term_prefers_the_mean_where_l1_prefers_the_median():
+    # one pixel, three equally likely targets: L2 is least at their mean, L1 at their median
+    targets = torch.tensor([-1.0, -0.8, 1.0]).view(3, 1, 1, 1)
+    guesses = torch.linspace(-1, 1, 201)
+
+    def best(term):
+        values = [OBJECTIVES.build({"type": term})(inputs(g.expand(3, 1, 1, 1), targets)) for g in guesses]
+        return float(guesses[int(torch.stack(values).argmin())])
+
+    assert best("l2") == pytest.approx(targets.mean().item(), abs=0.01)
+    assert best("l1") == pytest.approx(-0.8, abs=0.01)
+
+
 def test_the_lab_term_is_a_colour_distance_with_finite_gradients():
     fake = torch.full((1, 3, 4, 4), -1.0, requires_grad=True)  # black: the cube root's steep end
     target = torch.ones(1, 3, 4, 4)                             # white
@@ -61,7 +74,7 @@ def test_an_old_recipe_with_l1_weight_loads_as_its_objective():
 
 @pytest.mark.parametrize("objective, message", [
     ([], "objective: expected at least one term"),
-    ([{"type": "l2"}], "objective[0]"),
+    ([{"type": "l3"}], "objective[0]"),
     ([{"type": "l1", "weight": -1}], "objective[0].weight: expected a finite number >= 0, got -1"),
     ([{"type": "l1"}, {"type": "l1", "weight": 2}], "objective[1]: term 'l1' is listed twice"),
     ([{"type": "l1", "size": 3}], "objective[0]"),

@@ -18,8 +18,10 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from colorgan.data.augment import augment
 from colorgan.data.dataset import ColorDataset
 from colorgan.data.images import uint8_to_float
+from colorgan.recipe import Augment
 
 
 class RowNumbers(Dataset):
@@ -39,13 +41,13 @@ class DeviceBatches:
     """A ColorDataset's rows on `device`: `batch(rows)` -> {"sketch", "target", "cond"} tensors."""
 
     def __init__(self, dataset: ColorDataset, encode: Callable[[Sequence[Mapping[str, str]]], torch.Tensor],
-                 device: torch.device, hflip: bool = False) -> None:
+                 device: torch.device, changes: Augment | None = None) -> None:
         rows = dataset.stacked()
         tensors = {"sketches": rows.sketches, "targets": rows.targets, "sketch_of_row": rows.sketch_of_row,
                    "target_of_row": rows.target_of_row, "cond": encode(rows.conditions)}
         size = sum(t.numel() * t.element_size() for t in tensors.values())
         home = device if device.type == "cpu" or size < torch.cuda.mem_get_info(device)[0] / 4 else torch.device("cpu")
-        self.device, self.hflip = device, hflip
+        self.device, self.changes = device, changes or Augment()
         self.tensors = {k: (t.to(home) if home.type != "cpu" or device.type == "cpu" else t.pin_memory())
                         for k, t in tensors.items()}
 
@@ -56,8 +58,5 @@ class DeviceBatches:
         target = t["targets"].index_select(0, t["target_of_row"].index_select(0, rows))
         cond = t["cond"].index_select(0, rows)
         move = {"device": self.device, "non_blocking": True}
-        sketch, target = sketch.to(**move), target.to(**move)
-        if self.hflip:  # drawn from the device's RNG, which checkpoints save: resume stays exact
-            mirror = (torch.rand(len(rows), device=self.device) < 0.5)[:, None, None, None]
-            sketch, target = torch.where(mirror, sketch.flip(-1), sketch), torch.where(mirror, target.flip(-1), target)
-        return {"sketch": uint8_to_float(sketch), "target": uint8_to_float(target), "cond": cond.to(**move)}
+        sketch, target = augment(uint8_to_float(sketch.to(**move)), uint8_to_float(target.to(**move)), self.changes)
+        return {"sketch": sketch, "target": target, "cond": cond.to(**move)}

@@ -1,0 +1,35 @@
+"""`train.ema`: the average follows decay * average + (1 - decay) * weights, buffers included, and
+goes through a checkpoint folder as `ema.safetensors`."""
+
+import torch
+from torch import nn
+
+from colorgan.ema import EMA, FILE
+
+
+def test_the_average_is_the_exponential_moving_average_of_weights_and_buffers(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    ema = EMA(model, decay=0.75)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    expect = {k: v.clone().float() for k, v in start.items() if v.is_floating_point()}
+    for _ in range(3):
+        model(torch.randn(4, 1, 8, 8))          # moves BatchNorm's running statistics
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        ema.update(model)
+        for k, v in model.state_dict().items():
+            if k in expect:
+                expect[k] = 0.75 * expect[k] + 0.25 * v
+    got = ema.module.state_dict()
+    for k, v in expect.items():
+        assert torch.allclose(got[k], v, atol=1e-6), k
+    assert got["1.num_batches_tracked"] == model.state_dict()["1.num_batches_tracked"] == 3
+    assert not any(p.requires_grad for p in ema.module.parameters())
+
+    ema.save(tmp_path)
+    again = EMA(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)), decay=0.75)
+    again.load(tmp_path)
+    assert (tmp_path / FILE).is_file()
+    assert all(torch.equal(a, b) for a, b in zip(again.module.state_dict().values(), got.values()))
