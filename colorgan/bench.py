@@ -88,14 +88,16 @@ def _cpu_model() -> str:
 
 
 def _parts_and_batch(recipe: Recipe):
+    """The recipe's parts and one training batch, gathered as training gathers it."""
     from colorgan.build import build_parts
-    from colorgan.data import load_dataset, make_collate
+    from colorgan.data import load_dataset
+    from colorgan.data.device_batches import DeviceBatches
 
     torch.manual_seed(recipe.seed)
     data = load_dataset(recipe.data, recipe.seed)
     parts = build_parts(recipe, data.schema)
-    items = [data.train[i % len(data.train)] for i in range(recipe.train.batch_size)]
-    return parts, make_collate(parts.generator.encode)(items)
+    rows = torch.arange(recipe.train.batch_size) % len(data.train)
+    return parts, DeviceBatches(data.train, parts.generator.encode, torch.device("cpu"), recipe.data.augment).batch(rows)
 
 
 def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], None], Any, dict[str, Any]]:

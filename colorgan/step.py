@@ -50,7 +50,8 @@ def gan_losses(m: StepModels, batch: dict[str, Any]) -> list[torch.Tensor]:
     d_loss = m.loss.d_loss(m.discriminator(target, sketch, cond), m.discriminator(fake.detach(), sketch, cond))
     m.frozen_discriminator.requires_grad_(False)
     try:
-        inputs = ObjectiveInputs(fake, target, sketch, cond, m.frozen_discriminator(fake, sketch, cond), m.loss)
+        inputs = ObjectiveInputs(fake, target, sketch, cond, m.frozen_discriminator(fake, sketch, cond), m.loss,
+                                 batch.get("region"))
         g_loss, terms = m.objective(inputs)
     finally:
         m.frozen_discriminator.requires_grad_(True)

@@ -1,4 +1,4 @@
-"""Generator objective terms: `gan`, `l1`, `l2`, `lab`. A recipe's `objective` is a weighted list of them.
+"""Generator objective terms: `gan`, `l1`, `l2`, `region`, `lab`. A recipe's `objective` is a weighted list of them.
 
 A term sees everything one step knows (`ObjectiveInputs`): the generated and the real image, the
 sketch, the condition vector, the frozen discriminator's logits on the fake, and the recipe's
@@ -25,6 +25,7 @@ class ObjectiveInputs:
     cond: torch.Tensor        # (B, D) the condition vector the generator saw
     d_fake: Any               # the frozen discriminator's logits on (fake, sketch, cond)
     adversarial: Any          # the recipe's `loss` component (`g_loss(logits)`)
+    region: torch.Tensor | None = None  # (B, 1, H, W): 1 where the character's colours follow its conditions
 
 
 class Term:
@@ -67,6 +68,21 @@ class L2Term(Term):
 
     def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
         return (x.fake.float() - x.target.float()).square().mean()
+
+
+@OBJECTIVES.register("region")
+class RegionTerm(Term):
+    """Mean absolute difference over the pixels whose colour the conditions set (`region`: where a
+    training character's variants differ). The colours asked for are a small part of an image; in
+    a whole-image L1 the rest (an unseen character's clothes) outweighs them."""
+
+    log_key = "region_l1"
+
+    def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
+        if x.region is None:
+            raise ValueError("the region term needs the batch's condition regions (training batches carry them)")
+        error = (x.fake.float() - x.target.float()).abs().mean(dim=1, keepdim=True) * x.region
+        return error.sum() / x.region.sum().clamp_min(1.0)
 
 
 @OBJECTIVES.register("lab")

@@ -10,7 +10,7 @@ from colorgan import recipe as recipes
 from colorgan.build import build_parts
 from colorgan.data import load_dataset
 from colorgan.data.augment import augment
-from colorgan.data.device_batches import DeviceBatches
+from colorgan.data.device_batches import DeviceBatches, condition_regions
 from colorgan.recipe import Augment
 from colorgan.train import train
 from conftest import TINY
@@ -88,3 +88,20 @@ def test_augmented_runs_resume_exactly(tmp_path):
     plain = train(recipes.from_dict(copy.deepcopy(TINY), ["train.max_steps=5"]), out=tmp_path / "plain")
     c = load_file(str(plain.model))
     assert any(not torch.equal(a[k], c[k]) for k in a)  # the flips changed training
+
+
+def test_condition_regions_are_where_a_characters_variants_differ():
+    data, encode = tiny_data()
+    rows = data.train.stacked()
+    regions = condition_regions(rows)
+    assert regions.shape == (len(rows.sketches), 1, *rows.targets.shape[-2:])
+    for s in range(len(rows.sketches)):
+        targets = rows.targets[rows.target_of_row[rows.sketch_of_row == s]].int()
+        changes = ((targets.amax(0) - targets.amin(0)) > 8).any(0)
+        assert torch.equal(regions[s, 0].bool(), changes)
+        assert 0 < changes.float().mean() < 0.6  # hair and shirt: part of the picture, not all of it
+    batch = DeviceBatches(data.train, encode, torch.device("cpu"), Augment(hflip=True)).batch(torch.arange(8))
+    plain = DeviceBatches(data.train, encode, torch.device("cpu")).batch(torch.arange(8))
+    for i in range(8):  # a mirrored pair brings its region mirrored
+        mirrored = not torch.equal(batch["target"][i], plain["target"][i])
+        assert torch.equal(batch["region"][i], plain["region"][i].flip(-1) if mirrored else plain["region"][i])

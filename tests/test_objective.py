@@ -3,6 +3,7 @@
 
 import copy
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -46,6 +47,20 @@ def test_the_l2_term_prefers_the_mean_where_l1_prefers_the_median():
 
     assert best("l2") == pytest.approx(targets.mean().item(), abs=0.01)
     assert best("l1") == pytest.approx(-0.8, abs=0.01)
+
+
+def test_the_region_term_scores_only_the_pixels_the_conditions_colour():
+    target = torch.zeros(1, 3, 4, 4)
+    region = torch.zeros(1, 1, 4, 4)
+    region[..., :2, :] = 1                       # the top half is the conditioned region
+    outside, inside = target.clone(), target.clone()
+    outside[..., 2:, :] = 0.5
+    inside[..., :2, :] = 0.5
+    term = OBJECTIVES.build({"type": "region"})
+    assert term(replace(inputs(outside, target), region=region)) == 0
+    assert torch.isclose(term(replace(inputs(inside, target), region=region)), torch.tensor(0.5))
+    with pytest.raises(ValueError, match="needs the batch's condition regions"):
+        term(inputs(inside, target))
 
 
 def test_the_lab_term_is_a_colour_distance_with_finite_gradients():
@@ -100,16 +115,18 @@ class MeanBrightness:
 '''
 
 
-def test_a_plugin_term_trains_and_is_logged(tmp_path, monkeypatch):
+def test_a_plugin_term_and_the_region_term_train_and_are_logged(tmp_path, monkeypatch):
     (tmp_path / "brightness_plugin.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     recipe = copy.deepcopy(TINY)
     recipe.update(plugins=["brightness_plugin"], objective=[
-        {"type": "gan", "weight": 1.0}, {"type": "lab", "weight": 10.0}, {"type": "mean-brightness", "weight": 5.0}])
+        {"type": "gan", "weight": 1.0}, {"type": "lab", "weight": 10.0}, {"type": "mean-brightness", "weight": 5.0},
+        {"type": "region", "weight": 3.0}])
     recipe["train"].update(max_steps=2, log_every=1)
     result = train(recipes.from_dict(recipe), out=tmp_path / "run")
     records = [json.loads(line) for line in (result.run / "metrics.jsonl").read_text().splitlines()]
     logged = [r for r in records if "d_loss" in r]
-    assert logged and all({"g_gan", "lab", "brightness"} <= set(r) and "l1" not in r for r in logged)
+    assert logged and all({"g_gan", "lab", "brightness", "region_l1"} <= set(r) and "l1" not in r for r in logged)
     r = logged[-1]
-    assert r["g_loss"] == pytest.approx(r["g_gan"] + 10 * r["lab"] + 5 * r["brightness"], rel=1e-4)
+    assert r["region_l1"] > 0
+    assert r["g_loss"] == pytest.approx(r["g_gan"] + 10 * r["lab"] + 5 * r["brightness"] + 3 * r["region_l1"], rel=1e-4)

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from colorgan.data.augment import augment
-from colorgan.data.dataset import ColorDataset
+from colorgan.data.dataset import ColorDataset, StackedRows
 from colorgan.data.images import uint8_to_float
 from colorgan.recipe import Augment
 
@@ -37,14 +37,28 @@ class RowNumbers(Dataset):
         return i
 
 
+def condition_regions(rows: StackedRows, threshold: int = 8) -> torch.Tensor:
+    """(S, 1, H, W) uint8, per sketch (character): 1 where its ground truth differs between its rows
+    by more than `threshold` levels in some channel — the pixels whose colour the conditions set
+    (skin and hair in Twemoji, hair and shirt in the icons); what the `region` objective weighs."""
+    targets = rows.targets.index_select(0, rows.target_of_row).to(torch.int16)
+    index = rows.sketch_of_row[:, None, None, None].expand_as(targets)
+    shape = (len(rows.sketches), *targets.shape[1:])
+    hi = torch.full(shape, -1, dtype=torch.int16).scatter_reduce(0, index, targets, "amax")
+    lo = torch.full(shape, 256, dtype=torch.int16).scatter_reduce(0, index, targets, "amin")
+    return ((hi - lo) > threshold).any(dim=1, keepdim=True).to(torch.uint8)
+
+
 class DeviceBatches:
-    """A ColorDataset's rows on `device`: `batch(rows)` -> {"sketch", "target", "cond"} tensors."""
+    """A ColorDataset's rows on `device`: `batch(rows)` -> {"sketch", "target", "cond", "region"}
+    tensors ("region": `condition_regions` of each row's character, as 0/1 floats)."""
 
     def __init__(self, dataset: ColorDataset, encode: Callable[[Sequence[Mapping[str, str]]], torch.Tensor],
                  device: torch.device, changes: Augment | None = None) -> None:
         rows = dataset.stacked()
         tensors = {"sketches": rows.sketches, "targets": rows.targets, "sketch_of_row": rows.sketch_of_row,
-                   "target_of_row": rows.target_of_row, "cond": encode(rows.conditions)}
+                   "target_of_row": rows.target_of_row, "cond": encode(rows.conditions),
+                   "regions": condition_regions(rows)}
         size = sum(t.numel() * t.element_size() for t in tensors.values())
         home = device if device.type == "cpu" or size < torch.cuda.mem_get_info(device)[0] / 4 else torch.device("cpu")
         self.device, self.changes = device, changes or Augment()
@@ -54,9 +68,12 @@ class DeviceBatches:
     def batch(self, rows: torch.Tensor) -> dict[str, Any]:
         t = self.tensors
         rows = rows.to(t["cond"].device, non_blocking=True)
-        sketch = t["sketches"].index_select(0, t["sketch_of_row"].index_select(0, rows))
+        sketch_ids = t["sketch_of_row"].index_select(0, rows)
+        sketch = t["sketches"].index_select(0, sketch_ids)
         target = t["targets"].index_select(0, t["target_of_row"].index_select(0, rows))
+        region = t["regions"].index_select(0, sketch_ids)
         cond = t["cond"].index_select(0, rows)
         move = {"device": self.device, "non_blocking": True}
-        sketch, target = augment(uint8_to_float(sketch.to(**move)), uint8_to_float(target.to(**move)), self.changes)
-        return {"sketch": sketch, "target": target, "cond": cond.to(**move)}
+        target = torch.cat([uint8_to_float(target.to(**move)), region.to(**move).float()], dim=1)
+        sketch, target = augment(uint8_to_float(sketch.to(**move)), target, self.changes)  # the region moves along
+        return {"sketch": sketch, "target": target[:, :-1], "region": target[:, -1:], "cond": cond.to(**move)}
