@@ -257,11 +257,14 @@ def evaluate_cmd(model: Path, data_path: Path | None, split: str, as_json: bool,
 @click.option("--out", type=click.Path(path_type=Path), help="PNG to write (default RUN/report.png).")
 @click.option("--sheets", type=click.IntRange(min=0), default=4, show_default=True,
               help="How many sample sheets to show, evenly spaced over training.")
-def report_cmd(run: Path, out: Path | None, sheets: int) -> None:
+@click.option("--worst", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also show the N worst held-out characters (by PSNR, as `colorgan evaluate --per-character` "
+                   "ranks them) beside their targets; needs RUN/model.safetensors.")
+def report_cmd(run: Path, out: Path | None, sheets: int, worst: int) -> None:
     """Draw RUN's loss and validation curves and its sample sheets over training into one PNG."""
     from colorgan.report import make_report
 
-    click.echo(f"report: {make_report(run, out, sheets).path}")
+    click.echo(f"report: {make_report(run, out, sheets, worst).path}")
 
 
 # --- serving -----------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Top: curves over steps from RUN/metrics.jsonl (losses, L1, validation PSNR/SSIM, condition error
 and accuracy per attribute, learning rate). Bottom: a few sample sheets from RUN/samples, evenly
-spaced over training (always the first and the last), labelled by step. matplotlib's Agg backend:
-no display needed.
+spaced over training (always the first and the last), labelled by step. With `worst`, below them:
+the run's worst held-out characters beside their targets (`report_worst.py`). matplotlib's Agg
+backend: no display needed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence, TypeVar
 
 from colorgan.errors import ColorganError
 
 _SHEET = re.compile(r"^step-(\d+)\.png$")
+T = TypeVar("T")
 
 # (title, [(metric key, legend label, scale)], y label); `*` ends a prefix matched per attribute.
 PANELS: list[tuple[str, list[tuple[str, str, float]], str]] = [
@@ -36,8 +38,9 @@ PANELS: list[tuple[str, list[tuple[str, str, float]], str]] = [
 @dataclass
 class Report:
     path: Path
-    panels: list[str] = field(default_factory=list)   # axes titles, curves first, then sheets
+    panels: list[str] = field(default_factory=list)   # axes titles: curves, sheets, worst characters' sketches
     sheets: list[int] = field(default_factory=list)   # steps of the sample sheets shown
+    worst: list[str] = field(default_factory=list)    # characters (sketch paths) shown, worst first
 
 
 def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
@@ -74,21 +77,28 @@ def _is_step(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def evenly(items: Sequence[T], count: int) -> list[T]:
+    """Up to `count` of `items`, evenly spaced, first and last included (the last alone for 1)."""
+    if count <= 0:
+        return []
+    if len(items) <= count:
+        return list(items)
+    picks = sorted({round(i * (len(items) - 1) / (count - 1)) for i in range(count)}) if count > 1 else [len(items) - 1]
+    return [items[i] for i in picks]
+
+
 def sample_sheets(run: Path, count: int = 4) -> list[tuple[int, Path]]:
     """Up to `count` sample sheets, evenly spaced over training, first and last included."""
     folder = run / "samples"
-    if count <= 0:
+    if count <= 0 or not folder.is_dir():
         return []
-    found = sorted((int(m.group(1)), p) for p in folder.glob("step-*.png") if (m := _SHEET.match(p.name))) \
-        if folder.is_dir() else []
-    if len(found) <= count:
-        return found
-    picks = sorted({round(i * (len(found) - 1) / (count - 1)) for i in range(count)}) if count > 1 else [len(found) - 1]
-    return [found[i] for i in picks]
+    return evenly(sorted((int(m.group(1)), p) for p in folder.glob("step-*.png") if (m := _SHEET.match(p.name))),
+                  count)
 
 
-def make_report(run: str | Path, out: str | Path | None = None, sheets: int = 4) -> Report:
-    """Draw the report of run folder `run` to `out` (default RUN/report.png)."""
+def make_report(run: str | Path, out: str | Path | None = None, sheets: int = 4, worst: int = 0) -> Report:
+    """Draw the report of run folder `run` to `out` (default RUN/report.png); `worst` > 0 adds that
+    many of its worst held-out characters, scored with RUN/model.safetensors."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -105,14 +115,19 @@ def make_report(run: str | Path, out: str | Path | None = None, sheets: int = 4)
     if not series:
         raise ColorganError(f"{metrics_file}: no metrics logged yet")
     picked = sample_sheets(run, sheets)
+    characters = []
+    if worst:  # imported here: it loads torch, and imports `evenly` from this module
+        from colorgan.report_worst import worst_characters
+
+        characters = worst_characters(run, worst)
     out = Path(out) if out is not None else run / "report.png"
 
     cols = 4
     curve_rows = math.ceil(len(PANELS) / cols)
     sheet_rows = 1 if picked else 0
-    fig = plt.figure(figsize=(5 * cols, 3.6 * curve_rows + 4.5 * sheet_rows))
-    grid = fig.add_gridspec(curve_rows + sheet_rows, cols,
-                            height_ratios=[1] * curve_rows + [1.4] * sheet_rows)
+    heights = [1] * curve_rows + [1.4] * sheet_rows + ([0.8 * len(characters)] if characters else [])
+    fig = plt.figure(figsize=(5 * cols, 3.6 * curve_rows + 4.5 * sheet_rows + 2.8 * len(characters)))
+    grid = fig.add_gridspec(len(heights), cols, height_ratios=heights)
     titles: list[str] = []
     for i, (title, lines, ylabel) in enumerate(PANELS):
         ax = fig.add_subplot(grid[i // cols, i % cols])
@@ -148,6 +163,10 @@ def make_report(run: str | Path, out: str | Path | None = None, sheets: int = 4)
             ax.set_axis_off()
             ax.set_title(f"samples at step {step}", fontsize=10)
             titles.append(ax.get_title())
+    if characters:
+        from colorgan.report_worst import draw_worst
+
+        titles += draw_worst(fig, grid[curve_rows + sheet_rows, :], characters)
     last = max((s for points in series.values() for s, _ in points), default=0)
     fig.suptitle(f"{run.name}: step {last}" + _summary(series), fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
@@ -161,7 +180,7 @@ def make_report(run: str | Path, out: str | Path | None = None, sheets: int = 4)
         raise ColorganError(f"{out}: cannot write report ({err.strerror or err})") from None
     finally:
         plt.close(fig)
-    return Report(out, titles, [s for s, _ in picked])
+    return Report(out, titles, [s for s, _ in picked], [c.scores["character"] for c in characters])
 
 
 def _summary(series: dict[str, Any]) -> str:

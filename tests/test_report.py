@@ -9,16 +9,31 @@ from PIL import Image
 from colorgan import recipe as recipes
 from colorgan.cli import cli
 from colorgan.errors import ColorganError
-from colorgan.report import PANELS, make_report, read_metrics, sample_sheets
+from colorgan.evaluate import evaluate
+from colorgan.report import PANELS, evenly, make_report, read_metrics, sample_sheets
+from colorgan.report_worst import SHOWN, worst_characters
 from colorgan.train import train
+
+
+def _train(tmp_path_factory, **changes):
+    from conftest import TINY
+
+    recipe = json.loads(json.dumps(TINY))
+    for section, values in changes.items():
+        recipe[section].update(values)
+    return train(recipes.from_dict(recipe), out=tmp_path_factory.mktemp("report") / "run").run
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from conftest import TINY
+    """Three characters, so that the two worst are a choice (and not in the dataset's order)."""
+    return _train(tmp_path_factory, data={"icons": {"characters": 3}})
 
-    return train(recipes.from_dict(json.loads(json.dumps(TINY))),
-                 out=tmp_path_factory.mktemp("report") / "run").run
+
+@pytest.fixture(scope="module")
+def ranked(run):
+    """`colorgan evaluate --per-character`'s ranking of the run's held-out characters."""
+    return evaluate(run / "model.safetensors", per_character=True)["characters"]
 
 
 def test_report_has_the_curve_panels_and_sheets_by_step(run, tmp_path):
@@ -59,6 +74,7 @@ def test_sheets_are_evenly_spaced_first_and_last_included(tmp_path):
     assert [s for s, _ in sample_sheets(tmp_path, 4)] == [10, 40, 70, 100]
     assert sample_sheets(tmp_path, 0) == []
     assert len(sample_sheets(tmp_path, 20)) == 10
+    assert evenly("abcde", 4) == list("abde") and evenly("abcde", 1) == ["e"] and evenly("ab", 4) == ["a", "b"]
 
 
 def test_report_without_samples_draws_only_curves(run, tmp_path):
@@ -71,3 +87,67 @@ def test_report_without_samples_draws_only_curves(run, tmp_path):
     (bare / "metrics.jsonl").write_text("")
     with pytest.raises(ColorganError, match="no metrics logged"):
         make_report(bare)
+
+
+# --- --worst N: the worst held-out characters beside their targets ---------------------------
+
+
+def test_report_worst_shows_the_worst_characters_in_evaluates_order(run, ranked, tmp_path):
+    assert len(ranked) == 3  # so picking 2 leaves one out
+    plain = make_report(run, tmp_path / "plain.png")
+    report = make_report(run, tmp_path / "worst.png", worst=2)
+    assert report.worst == [c["character"] for c in ranked[:2]]
+    assert report.panels[:len(plain.panels)] == plain.panels and report.sheets == plain.sheets
+    shown = report.panels[len(plain.panels):]
+    assert len(shown) == 2
+    for i, (title, scores) in enumerate(zip(shown, ranked), 1):
+        assert title.startswith(f"worst {i}: {scores['character']}\n")
+        assert f"PSNR {scores['psnr']:.2f} dB" in title
+        assert all(f"{a} {v:.2f}" in title for a, v in scores["condition_accuracy"].items())
+    with Image.open(plain.path) as small, Image.open(report.path) as tall:
+        assert tall.width == small.width and tall.height >= small.height + 2 * 250
+
+
+def test_worst_characters_show_held_out_rows_spread_over_their_conditions(run, ranked):
+    worst = worst_characters(run, 5)  # more than there are: all three
+    assert [w.scores for w in worst] == ranked
+    for w in worst:
+        conditions = [c for c, _, _ in w.shown]
+        assert len(conditions) == min(SHOWN, w.scores["n"]) == 4
+        assert conditions == sorted(conditions, key=lambda c: tuple(c.values()))
+        assert len({tuple(c.items()) for c in conditions}) == len(conditions)
+        assert w.sketch.shape == (32, 32) and 0 <= w.sketch.min() < w.sketch.max() <= 1
+        for _, pred, target in w.shown:
+            assert pred.shape == target.shape == (32, 32, 3) and pred.dtype == target.dtype == "uint8"
+        assert any((target != w.shown[0][2]).any() for _, _, target in w.shown[1:])  # not one row repeated
+
+
+def test_cli_report_worst_writes_the_taller_png(run, tmp_path):
+    result = CliRunner().invoke(cli, ["report", str(run), "--worst", "1", "--sheets", "0",
+                                      "--out", str(tmp_path / "r.png")])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "r.png") as img:
+        assert img.format == "PNG"
+        assert img.height >= 2 * 360 + 250  # two rows of curves and one character
+
+
+def test_cli_report_worst_without_a_model_is_one_line(run, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text())
+    result = CliRunner().invoke(cli, ["report", str(bare), "--worst", "2"])
+    assert result.exit_code == 2
+    assert "no model.safetensors" in result.output and "--worst" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (bare / "report.png").exists()
+    assert CliRunner().invoke(cli, ["report", str(bare)]).exit_code == 0  # without --worst: as before
+
+
+def test_report_worst_without_a_held_out_split_is_one_line(tmp_path_factory):
+    run = _train(tmp_path_factory, data={"holdout": "none"},
+                 train={"max_steps": 1, "log_every": 1, "sample_every": 1, "eval_every": 1, "checkpoint_every": 1})
+    with pytest.raises(ColorganError, match="no held-out split"):
+        make_report(run, worst=1)
+    result = CliRunner().invoke(cli, ["report", str(run), "--worst", "1"])
+    assert result.exit_code == 2 and "no held-out split (data.holdout: none)" in result.output
+    assert "Traceback" not in result.output and not (run / "report.png").exists()
