@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from colorgan.errors import RecipeError
 from colorgan.registry.conditions.embedding import COMBINES
 from colorgan.registry.discriminators.patchgan import D_NORMS
-from colorgan.registry.generators.common import CONDITION_MODES, OUTPUTS
+from colorgan.registry.generators.common import CONDITION_MODES
 from colorgan.registry.layers import NORMS
 from colorgan.value_checks import AnyOf, ListOf, MapOf, OneOf, Range, Text, describe_value, integer, maybe, problem
 
@@ -41,8 +41,7 @@ OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
                       "dropout": PROBABILITY},
     },
     "generator": {
-        "unet": {"depth": LEVELS, "base_channels": CHANNELS, "max_channels": CHANNELS, **_GENERATOR,
-                 "output": OneOf(OUTPUTS), "palette_size": integer(1, 4096)},
+        "unet": {"depth": LEVELS, "base_channels": CHANNELS, "max_channels": CHANNELS, **_GENERATOR},
         "resnet": {"blocks": integer(1, 1024), "base_channels": CHANNELS, **_GENERATOR},
         "timm-unet": {
             "encoder": Text(1, 200), "decoder_channels": maybe(ListOf(CHANNELS, 1, 32)),

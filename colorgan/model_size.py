@@ -114,13 +114,7 @@ def _unet(o: Mapping[str, Any], in_ch: int, out_ch: int, cond: int, size: int) -
     for i in range(1, depth):
         cin = chans[i] if i == depth - 1 else 2 * chans[i]
         params += _conv(cin, chans[i - 1], 4, norm == "none") + _norm(norm, chans[i - 1]) + _film(film, chans[i - 1])
-    head_in = chans[0] if depth == 1 else 2 * chans[0]
-    if o["output"] == "palette":  # logits, base palette, Linear(cond -> palette)
-        k = o["palette_size"]
-        params += _conv(head_in, k, 4) + k * out_ch + (_conv(cond, k * out_ch, 1) if cond else 0)
-        maps += 2 * k * size * size  # logits and their softmax
-    else:
-        params += _conv(head_in, out_ch, 4)
+    params += _conv(chans[0] if depth == 1 else 2 * chans[0], out_ch, 4)
     return Net(params, KEPT * maps + (first + out_ch) * size * size, 2**depth, 2**depth, f"unet depth {depth}")
 
 

@@ -230,30 +230,3 @@ def test_bad_options():
         build("timm-unet", encoder="test_resnet", encoder_options={"in_chans": 5})
     with pytest.raises(ValueError, match=r"cond: expected shape \(1, 10\)"):
         build("unet", depth=2, base_channels=4)(torch.zeros(1, 1, 4, 4), torch.zeros(1, 3))
-
-
-@pytest.mark.parametrize("condition", ["concat", "film"])
-def test_unet_palette_output_is_a_mix_of_condition_chosen_colours(condition):
-    gen = build("unet", condition=condition, output="palette", palette_size=6, depth=5, base_channels=8)
-    out = run_and_backprop(gen, 32)
-    assert out.shape == (2, 3, 32, 32) and out.min() >= -1 and out.max() <= 1
-    head = gen.head
-    gen.eval()
-    sketch = torch.rand(1, 1, 32, 32) * 2 - 1
-    # One logit far above the rest: every pixel is that palette entry, whose colour the condition sets.
-    with torch.no_grad():
-        head.logits.bias.copy_(torch.tensor([30.0, 0, 0, 0, 0, 0]))
-        head.colours.weight.normal_()
-    for cond in (torch.zeros(1, 10), torch.ones(1, 10)):
-        colour = head.palette(cond, 1)[0, 0]
-        assert torch.allclose(gen(sketch, cond)[0], colour[:, None, None].expand(3, 32, 32), atol=1e-5)
-    assert not torch.allclose(head.palette(torch.zeros(1, 10), 1), head.palette(torch.ones(1, 10), 1))
-
-
-def test_unet_palette_options_are_checked():
-    with pytest.raises(RegistryError, match="output: expected one of rgb, palette, got 'lut'"):
-        build("unet", depth=2, output="lut")
-    with pytest.raises(RegistryError, match="palette_size: expected an integer >= 1"):
-        build("unet", depth=2, output="palette", palette_size=0)
-    gen = build("unet", depth=2, base_channels=4, output="palette", cond_dim=0)
-    assert gen(torch.zeros(1, 1, 4, 4), None).shape == (1, 3, 4, 4)

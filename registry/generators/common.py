@@ -18,7 +18,6 @@ from colorgan.errors import ColorganError
 from colorgan.registry.layers import condition_maps
 
 CONDITION_MODES = ("concat", "film")
-OUTPUTS = ("rgb", "palette")
 
 
 class GeneratorOptionError(ColorganError, ValueError):
@@ -31,12 +30,6 @@ def check_condition_mode(condition: str) -> str:
             f"condition: expected one of {', '.join(CONDITION_MODES)}, got {condition!r}"
         )
     return condition
-
-
-def check_output(output: str) -> str:
-    if output not in OUTPUTS:
-        raise GeneratorOptionError(f"output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
-    return output
 
 
 def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
@@ -86,36 +79,6 @@ class FiLM(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.linear(cond)[:, :, None, None].chunk(2, dim=1)
         return x * (1 + gamma) + beta
-
-
-class PaletteHead(nn.Module):
-    """Flat-colour output: every pixel is a softmax mix of `size` colours, and the colours are a
-    function of the condition (`base + Linear(cond)`, through tanh into [-1, 1]).
-
-    Icon art is a few flat fills, and a condition such as a skin tone swaps some of them for
-    others. An RGB head has to draw each fill's exact colour at every pixel, and on a character it
-    has never seen it hedges between fills; this head only has to say which fill a pixel is, and
-    the fill's colour comes from the condition alone, the same on every character. Anti-aliased
-    edges are mixes of two fills, which the softmax can express.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, size: int, cond_dim: int) -> None:
-        super().__init__()
-        self.logits = nn.ConvTranspose2d(in_channels, size, 4, 2, 1)
-        # Spread over the colour cube at the start, so that fills can claim distinct entries.
-        self.base = nn.Parameter(torch.empty(size, out_channels).uniform_(-2.0, 2.0))
-        self.colours = nn.Linear(cond_dim, size * out_channels) if cond_dim else None
-
-    def palette(self, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """(B, size, C) colours in [-1, 1] for each image's condition."""
-        raw = self.base.expand(batch, -1, -1)
-        if self.colours is not None:
-            raw = raw + self.colours(cond).view(batch, *self.base.shape)
-        return torch.tanh(raw)
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        weights = torch.softmax(self.logits(torch.relu(x)), dim=1)
-        return torch.einsum("bkhw,bkc->bchw", weights, self.palette(cond, x.shape[0]).to(weights.dtype))
 
 
 class GeneratorBase(nn.Module):

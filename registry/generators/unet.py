@@ -9,9 +9,7 @@ from colorgan.registry import GENERATORS
 from colorgan.registry.generators.common import (
     FiLM,
     GeneratorBase,
-    PaletteHead,
     check_condition_mode,
-    check_output,
     check_positive_int,
     check_probability,
 )
@@ -54,9 +52,6 @@ class UNet(GeneratorBase):
         (where pix2pix puts it; the noise source of pix2pix). 0 turns it off.
       condition (concat|film, concat): concat the condition maps to the sketch at the input, or
         modulate every decoder level with FiLM (x * (1 + gamma) + beta).
-      output (rgb|palette, rgb): a tanh RGB layer (pix2pix), or `PaletteHead`: each pixel a mix of
-        `palette_size` flat colours that the condition chooses (for flat icon art).
-      palette_size (int, 32): colours of the palette output.
     """
 
     def __init__(
@@ -70,8 +65,6 @@ class UNet(GeneratorBase):
         norm: str = "batch",
         dropout: float = 0.5,
         condition: str = "concat",
-        output: str = "rgb",
-        palette_size: int = 32,
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.cond_dim = in_channels, out_channels, cond_dim
@@ -80,8 +73,6 @@ class UNet(GeneratorBase):
         check_positive_int("max_channels", max_channels)
         dropout = check_probability("dropout", dropout)
         self.condition = check_condition_mode(condition)
-        self.output = check_output(output)
-        check_positive_int("palette_size", palette_size)
         self.size_multiple = self.min_size = 2**depth
         film_dim = cond_dim if condition == "film" else 0
 
@@ -105,11 +96,11 @@ class UNet(GeneratorBase):
             cin = chans[i] if i == depth - 1 else 2 * chans[i]
             drop = dropout if depth - 1 - DROPOUT_LEVELS <= i < depth - 1 else 0.0
             self.up.append(_Up(cin, chans[i - 1], norm, drop, film_dim))
-        head_in = chans[0] if depth == 1 else 2 * chans[0]
-        if output == "palette":
-            self.head = PaletteHead(head_in, out_channels, palette_size, cond_dim)
-        else:
-            self.head = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(head_in, out_channels, 4, 2, 1), nn.Tanh())
+        self.head = nn.Sequential(
+            nn.ReLU(),
+            nn.ConvTranspose2d(chans[0] if depth == 1 else 2 * chans[0], out_channels, 4, 2, 1),
+            nn.Tanh(),
+        )
         init_weights(self)
 
     def describe(self) -> str:
@@ -127,4 +118,4 @@ class UNet(GeneratorBase):
             x = self.up[i - 1](x, cond)
         if self.depth > 1:
             x = torch.cat([skips[0], x], dim=1)
-        return self.head(x, cond) if self.output == "palette" else self.head(x)
+        return self.head(x)
