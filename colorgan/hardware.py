@@ -51,9 +51,12 @@ def bf16_is_native(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
+        # The units (AVX512-BF16 or AMX) and torch's kernels allowed to use them: ATen's level is
+        # below AVX512 on a CPU without, or when a user caps it (ATEN_CPU_CAPABILITY=avx2).
         cpu = torch.cpu
-        return any(getattr(cpu, name, lambda: False)()
-                   for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        units = any(getattr(cpu, name, lambda: False)()
+                    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        return units and torch.backends.cpu.get_cpu_capability() == "AVX512"
     return False
 
 

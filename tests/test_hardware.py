@@ -22,6 +22,15 @@ def test_auto_follows_what_torch_reports(monkeypatch, native, expected):
     assert precision.reason.startswith("auto:")
 
 
+@pytest.mark.parametrize("units, level, native", [(True, "AVX512", True), (True, "AVX2", False),
+                                                  (False, "AVX512", False), (False, "AVX2", False)])
+def test_bf16_is_native_needs_the_units_and_avx512_kernels(monkeypatch, units, level, native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: units)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: level)
+    assert hardware.bf16_is_native(CPU) is native
+
+
 def test_an_emulated_bf16_is_honoured_with_its_measured_cost(monkeypatch):
     monkeypatch.setattr(hardware, "bf16_is_native", lambda device: False)
     monkeypatch.setattr(hardware, "bf16_cost", lambda device: 57.3)
