@@ -73,9 +73,6 @@ class Augment:
     """Training-time changes that keep every condition true (a flipped character keeps its colours)."""
 
     hflip: bool = False  # mirror each training image (sketch and target together) with probability 1/2
-    scale: Annotated[float, Range(0, 0.5)] = 0.0  # rescale each by a factor drawn from [1 - scale, 1 + scale]
-    shift: Annotated[float, Range(0, 0.5)] = 0.0  # move each by up to this fraction of its size
-    line_weight: Annotated[int, integer(0, 8)] = 0  # thicken each sketch's dark lines by 0..line_weight px
 
 
 @dataclass
