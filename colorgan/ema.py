@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from colorgan.errors import ColorganError
+
 FILE = "ema.safetensors"
 
 
@@ -47,4 +49,8 @@ class EMA:
         save_file({k: v.contiguous() for k, v in self.module.state_dict().items()}, str(folder / FILE))
 
     def load(self, folder: Path) -> None:
+        """The average a checkpoint saved; a one-line error when it holds none."""
+        if not (folder / FILE).is_file():
+            raise ColorganError(f"{folder}: no {FILE}: this checkpoint was saved without train.ema (or by a colorgan "
+                                "that kept the EMA in Accelerate's custom_checkpoint_*.pkl); resume it without train.ema")
         self.module.load_state_dict(load_file(str(folder / FILE), device=str(next(self.module.parameters()).device)))

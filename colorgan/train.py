@@ -32,11 +32,11 @@ from colorgan import checkpoint, run_state
 from colorgan.build import build_parts, warn_batchnorm_at_batch_one
 from colorgan.data import load_dataset
 from colorgan.data.device_batches import DeviceBatches, RowNumbers
+from colorgan.ema import EMA
 from colorgan.errors import ColorganError, RecipeError
 from colorgan.guard import NonFiniteGuard, NonFiniteLoss
 from colorgan.hardware import Precision, memory_format, resolve_device, resolve_precision
 from colorgan.optim import adam, lr_lambda
-from colorgan.ema import EMA
 from colorgan.recipe import Recipe, check_against_schema, validate
 from colorgan.samples import pick_samples, render
 from colorgan.schedule import Schedule

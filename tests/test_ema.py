@@ -1,10 +1,12 @@
 """`train.ema`: the average follows decay * average + (1 - decay) * weights, buffers included, and
 goes through a checkpoint folder as `ema.safetensors`."""
 
+import pytest
 import torch
 from torch import nn
 
 from colorgan.ema import EMA, FILE
+from colorgan.errors import ColorganError
 
 
 def test_the_average_is_the_exponential_moving_average_of_weights_and_buffers(tmp_path):
@@ -33,3 +35,23 @@ def test_the_average_is_the_exponential_moving_average_of_weights_and_buffers(tm
     again.load(tmp_path)
     assert (tmp_path / FILE).is_file()
     assert all(torch.equal(a, b) for a, b in zip(again.module.state_dict().values(), got.values()))
+
+    (tmp_path / FILE).unlink()
+    with pytest.raises(ColorganError, match="no ema.safetensors: this checkpoint was saved without train.ema"):
+        again.load(tmp_path)
+
+
+def test_resuming_a_checkpoint_without_an_average_with_train_ema_is_one_line(tmp_path):
+    import copy
+
+    from colorgan import recipe as recipes
+    from colorgan.train import train
+    from conftest import TINY
+
+    tiny = copy.deepcopy(TINY)
+    tiny["train"].update(max_steps=4, checkpoint_every=100)
+    train(recipes.from_dict(tiny), out=tmp_path / "run", stop_at=2)
+    tiny["train"]["ema"] = 0.9
+    with pytest.raises(ColorganError, match=r"step-000002: no ema.safetensors"):
+        train(recipes.from_dict(tiny), out=tmp_path / "run", resume="latest")
+    assert "ema: null" in (tmp_path / "run" / "recipe.yaml").read_text()  # a failed resume changes nothing
