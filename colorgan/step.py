@@ -25,7 +25,7 @@ import torch
 from colorgan.guard import NonFiniteGuard, apply_guard
 from colorgan.hardware import Precision
 from colorgan.objective import Objective
-from colorgan.registry.objectives import ObjectiveInputs
+from colorgan.registry.objectives import ObjectiveInputs, discriminator_features
 
 
 @dataclass
@@ -51,7 +51,7 @@ def gan_losses(m: StepModels, batch: dict[str, Any]) -> list[torch.Tensor]:
     m.frozen_discriminator.requires_grad_(False)
     try:
         inputs = ObjectiveInputs(fake, target, sketch, cond, m.frozen_discriminator(fake, sketch, cond), m.loss,
-                                 batch.get("region"))
+                                 batch.get("region"), discriminator_features(m.frozen_discriminator, sketch, cond))
         g_loss, terms = m.objective(inputs)
     finally:
         m.frozen_discriminator.requires_grad_(True)

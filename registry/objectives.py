@@ -1,4 +1,4 @@
-"""Generator objective terms: `gan`, `l1`, `l2`, `region`, `lab`. A recipe's `objective` is a weighted list of them.
+"""Generator objective terms: `gan`, `l1`, `l2`, `region`, `feature_matching`, `lab`. A recipe's `objective` is a weighted list of them.
 
 A term sees everything one step knows (`ObjectiveInputs`): the generated and the real image, the
 sketch, the condition vector, the frozen discriminator's logits on the fake, and the recipe's
@@ -9,7 +9,7 @@ adversarial loss. So a plugin can add a perceptual, feature-matching or colour-r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -26,6 +26,29 @@ class ObjectiveInputs:
     d_fake: Any               # the frozen discriminator's logits on (fake, sketch, cond)
     adversarial: Any          # the recipe's `loss` component (`g_loss(logits)`)
     region: torch.Tensor | None = None  # (B, 1, H, W): 1 where the character's colours follow its conditions
+    features: Callable[[torch.Tensor], list[torch.Tensor]] | None = None  # image -> the frozen D's activations
+
+
+def discriminator_features(discriminator: torch.nn.Module, sketch: torch.Tensor,
+                           cond: torch.Tensor) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    """image -> the output of every LeakyReLU of `discriminator` on (image, sketch, cond), in order:
+    the features a matching term compares (the built-in discriminators' trunks end each layer with
+    one). Read through forward hooks, so a discriminator needs no API of its own for it."""
+
+    def features(image: torch.Tensor) -> list[torch.Tensor]:
+        found: list[torch.Tensor] = []
+        hooks = [m.register_forward_hook(lambda module, args, out: found.append(out))
+                 for m in discriminator.modules() if isinstance(m, torch.nn.LeakyReLU)]
+        try:
+            discriminator(image, sketch, cond)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        if not found:
+            raise ValueError(f"{type(discriminator).__name__} has no LeakyReLU layers whose features could be matched")
+        return found
+
+    return features
 
 
 class Term:
@@ -83,6 +106,24 @@ class RegionTerm(Term):
             raise ValueError("the region term needs the batch's condition regions (training batches carry them)")
         error = (x.fake.float() - x.target.float()).abs().mean(dim=1, keepdim=True) * x.region
         return error.sum() / x.region.sum().clamp_min(1.0)
+
+
+@OBJECTIVES.register("feature_matching")
+class FeatureMatchingTerm(Term):
+    """pix2pixHD's feature matching (Wang et al. 2018): the mean L1 between the frozen discriminator's
+    activations on the fake and on the real image, layer by layer — the fake should look like the
+    real one at every depth of the discriminator, not only in its verdict. Costs two more
+    discriminator passes per step."""
+
+    log_key = "fm"
+
+    def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
+        if x.features is None:
+            raise ValueError("the feature_matching term needs the discriminator's features (training steps give them)")
+        with torch.no_grad():
+            real = x.features(x.target)
+        fake = x.features(x.fake)
+        return sum((f.float() - r.float()).abs().mean() for f, r in zip(fake, real)) / len(real)
 
 
 @OBJECTIVES.register("lab")

@@ -63,6 +63,37 @@ def test_the_region_term_scores_only_the_pixels_the_conditions_colour():
         term(inputs(inside, target))
 
 
+def test_feature_matching_compares_the_discriminators_activations_on_fake_and_real():
+    from colorgan.registry import DISCRIMINATORS
+    from colorgan.registry.objectives import discriminator_features
+
+    torch.manual_seed(0)
+    d = DISCRIMINATORS.build({"type": "patchgan", "layers": 2, "base_channels": 8},
+                             image_channels=3, sketch_channels=1, cond_dim=2).requires_grad_(False)  # frozen, as in a step
+    sketch, cond = torch.zeros(2, 1, 32, 32), torch.zeros(2, 2)
+    target = torch.rand(2, 3, 32, 32) * 2 - 1
+    fake = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_()
+    features = discriminator_features(d, sketch, cond)
+    assert len(features(target)) == 3  # one per LeakyReLU: first conv, one per further layer
+    term = OBJECTIVES.build({"type": "feature_matching"})
+    assert term(replace(inputs(target, target), features=features)) == 0
+    value = term(replace(inputs(fake, target), features=features))
+    value.backward()
+    assert value > 0 and fake.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="needs the discriminator's features"):
+        term(inputs(fake, target))
+    with pytest.raises(ValueError, match="Identity has no LeakyReLU layers"):
+        discriminator_features(identity_discriminator(), sketch, cond)(target)
+
+
+def identity_discriminator():
+    class Identity(torch.nn.Module):
+        def forward(self, image, sketch, cond):
+            return image
+
+    return Identity()
+
+
 def test_the_lab_term_is_a_colour_distance_with_finite_gradients():
     fake = torch.full((1, 3, 4, 4), -1.0, requires_grad=True)  # black: the cube root's steep end
     target = torch.ones(1, 3, 4, 4)                             # white
@@ -115,18 +146,19 @@ class MeanBrightness:
 '''
 
 
-def test_a_plugin_term_and_the_region_term_train_and_are_logged(tmp_path, monkeypatch):
+def test_a_plugin_term_and_the_built_in_terms_train_and_are_logged(tmp_path, monkeypatch):
     (tmp_path / "brightness_plugin.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
     recipe = copy.deepcopy(TINY)
     recipe.update(plugins=["brightness_plugin"], objective=[
         {"type": "gan", "weight": 1.0}, {"type": "lab", "weight": 10.0}, {"type": "mean-brightness", "weight": 5.0},
-        {"type": "region", "weight": 3.0}])
+        {"type": "region", "weight": 3.0}, {"type": "feature_matching", "weight": 2.0}])
     recipe["train"].update(max_steps=2, log_every=1)
     result = train(recipes.from_dict(recipe), out=tmp_path / "run")
     records = [json.loads(line) for line in (result.run / "metrics.jsonl").read_text().splitlines()]
     logged = [r for r in records if "d_loss" in r]
-    assert logged and all({"g_gan", "lab", "brightness", "region_l1"} <= set(r) and "l1" not in r for r in logged)
+    assert logged and all({"g_gan", "lab", "brightness", "region_l1", "fm"} <= set(r) and "l1" not in r for r in logged)
     r = logged[-1]
-    assert r["region_l1"] > 0
-    assert r["g_loss"] == pytest.approx(r["g_gan"] + 10 * r["lab"] + 5 * r["brightness"] + 3 * r["region_l1"], rel=1e-4)
+    assert r["region_l1"] > 0 and r["fm"] > 0
+    assert r["g_loss"] == pytest.approx(r["g_gan"] + 10 * r["lab"] + 5 * r["brightness"] + 3 * r["region_l1"]
+                                        + 2 * r["fm"], rel=1e-4)
