@@ -24,25 +24,24 @@ FILE = "ema.safetensors"
 
 class EMA:
     """`module` holds the average of `model` (parameters and floating-point buffers, such as
-    BatchNorm's running statistics); integer buffers are copied."""
+    BatchNorm's running statistics); integer buffers are copied.
+
+    The pairs of tensors are found once: training updates the model's tensors in place (optimizer
+    steps, BatchNorm, `load_state_dict` on resume), so the step only runs the arithmetic."""
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
         self.module = copy.deepcopy(model).requires_grad_(False)
         self.decay = decay
-
-    def _pairs(self, model: torch.nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         mine, theirs = self.module.state_dict(), model.state_dict()
         floats = [k for k, v in mine.items() if v.is_floating_point()]
-        others = [k for k in mine if k not in set(floats)]
-        return ([mine[k] for k in floats], [theirs[k].detach() for k in floats],
-                [mine[k] for k in others], [theirs[k] for k in others])
+        self._averaged, self._current = [mine[k] for k in floats], [theirs[k] for k in floats]
+        self._copied = [(mine[k], theirs[k]) for k in mine if not mine[k].is_floating_point()]
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self) -> None:
         """average <- decay * average + (1 - decay) * model, on the device, without a host read."""
-        averaged, current, counters, counts = self._pairs(model)
-        torch._foreach_lerp_(averaged, current, 1.0 - self.decay)
-        for mine, theirs in zip(counters, counts):
+        torch._foreach_lerp_(self._averaged, self._current, 1.0 - self.decay)
+        for mine, theirs in self._copied:
             mine.copy_(theirs)
 
     def save(self, folder: Path) -> None:

@@ -174,7 +174,8 @@ def evaluate(model: Any, data_path: str | Path | None = None, split: str = "test
                               references_of(dataset, attrs, colorizer.device), batch_size, per_character)
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def format_score(value: Any, digits: int = 3) -> str:
+    """A score for a table: `digits` decimals, "-" where there is nothing to judge (None)."""
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -182,9 +183,9 @@ def format_table(result: Mapping[str, Any]) -> str:
     """The evaluation as a plain-text table: overall metrics, then one line per attribute."""
     lines = [
         f"images       {result['n']}",
-        f"PSNR (dB)    {_fmt(result['psnr'], 2)}",
-        f"SSIM         {_fmt(result['ssim'])}",
-        f"L1           {_fmt(result['l1'], 4)}",
+        f"PSNR (dB)    {format_score(result['psnr'], 2)}",
+        f"SSIM         {format_score(result['ssim'])}",
+        f"L1           {format_score(result['l1'], 4)}",
         "",
     ]
     attrs = list(result["condition_error"])
@@ -192,18 +193,18 @@ def format_table(result: Mapping[str, Any]) -> str:
     lines.append(f"{'attribute'.ljust(width)}  condition error (ΔE00)  condition accuracy")
     for a in attrs:
         err, acc = result["condition_error"][a], result["condition_accuracy"][a]
-        lines.append(f"{a.ljust(width)}  {_fmt(err, 2).rjust(22)}  {_fmt(acc).rjust(18)}")
+        lines.append(f"{a.ljust(width)}  {format_score(err, 2).rjust(22)}  {format_score(acc).rjust(18)}")
     errs = [v for v in result["condition_error"].values() if v is not None]
     accs = [v for v in result["condition_accuracy"].values() if v is not None]
-    lines.append(f"{'(mean)'.ljust(width)}  {_fmt(float(np.mean(errs)) if errs else None, 2).rjust(22)}  "
-                 f"{_fmt(float(np.mean(accs)) if accs else None).rjust(18)}")
+    lines.append(f"{'(mean)'.ljust(width)}  {format_score(float(np.mean(errs)) if errs else None, 2).rjust(22)}  "
+                 f"{format_score(float(np.mean(accs)) if accs else None).rjust(18)}")
     lines.append("ΔE00 2.3 is about a just-noticeable difference; accuracy: share of images whose region "
                  "colour is nearest the requested value's.")
     if "characters" in result:
         lines += ["", f"{'character (worst first)'.ljust(32)}  images  PSNR (dB)  " + "  ".join(
             f"{a} acc" for a in attrs)]
         for c in result["characters"]:
-            accs = "  ".join(_fmt(c["condition_accuracy"][a]).rjust(len(a) + 4) for a in attrs)
+            accs = "  ".join(format_score(c["condition_accuracy"][a]).rjust(len(a) + 4) for a in attrs)
             lines.append(f"{str(c['character'])[:32].ljust(32)}  {str(c['n']).rjust(6)}  "
-                         f"{_fmt(c['psnr'], 2).rjust(9)}  {accs}")
+                         f"{format_score(c['psnr'], 2).rjust(9)}  {accs}")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from colorgan.errors import ColorganError
-from colorgan.evaluate import _fmt, character_dataset, evaluate, generate_records
+from colorgan.evaluate import format_score, character_dataset, evaluate, generate_records
 from colorgan.report import evenly
 
 SHOWN = 4  # held-out rows shown per character, spread over its condition values
@@ -30,8 +30,8 @@ class Worst:
 
     @property
     def title(self) -> str:
-        accuracy = ", ".join(f"{a} {_fmt(v, 2)}" for a, v in self.scores["condition_accuracy"].items())
-        return f"{self.scores['character']}\nPSNR {_fmt(self.scores['psnr'], 2)} dB\naccuracy: {accuracy}"
+        accuracy = ", ".join(f"{a} {format_score(v, 2)}" for a, v in self.scores["condition_accuracy"].items())
+        return f"{self.scores['character']}\nPSNR {format_score(self.scores['psnr'], 2)} dB\naccuracy: {accuracy}"
 
 
 def worst_characters(run: Path, count: int) -> list[Worst]:

@@ -4,8 +4,9 @@ The discriminator sees the real image and the detached generated one — each wi
 the conditions, as the seed describes — and the generator is scored through the same, frozen
 discriminator, by the recipe's objective (`colorgan.objective`: GAN + 100 x L1 in the seed).
 Both gradients are taken against the discriminator of this step, and both optimizers step when
-the accumulation window closes. That makes `grad_accum` micro-batches, or N processes, exactly one larger batch (pix2pix's alternating order,
-where the generator sees the discriminator already updated on this batch, cannot be split so).
+the accumulation window closes. That makes `grad_accum` micro-batches, or N processes, exactly
+one larger batch (pix2pix's alternating order, where the generator sees the discriminator already
+updated on this batch, cannot be split so).
 
 The frozen discriminator is the unwrapped module with `requires_grad=False`: the generator's
 backward cannot leave gradients in the discriminator's accumulating `.grad`, and DDP's reducer of

@@ -260,7 +260,7 @@ class Trainer:
                             continue
                         progress.step += 1
                         if self.ema is not None:
-                            self.ema.update(self.G_raw)
+                            self.ema.update()
                         self.bar.update(1)
                         if time_limit is not None and self._any_rank(time.perf_counter() - started >= time_limit):
                             self.total = progress.step

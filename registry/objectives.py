@@ -1,8 +1,10 @@
-"""Generator objective terms: `gan`, `l1`, `l2`, `region`, `feature_matching`, `lab`. A recipe's `objective` is a weighted list of them.
+"""Generator objective terms: `gan`, `l1`, `l2`, `region`, `feature_matching`, `lab`. A recipe's
+`objective` is a weighted list of them.
 
 A term sees everything one step knows (`ObjectiveInputs`): the generated and the real image, the
-sketch, the condition vector, the frozen discriminator's logits on the fake, and the recipe's
-adversarial loss. So a plugin can add a perceptual, feature-matching or colour-region term with
+sketch, the condition vector, the frozen discriminator's logits on the fake, the recipe's
+adversarial loss, the pixels the conditions colour, and the frozen discriminator's activations on
+any image. So a plugin can add a perceptual, feature-matching or colour-region term with
 `@OBJECTIVES.register("name")` and use it from a recipe without touching the training step.
 """
 
