@@ -230,3 +230,21 @@ def test_bad_options():
         build("timm-unet", encoder="test_resnet", encoder_options={"in_chans": 5})
     with pytest.raises(ValueError, match=r"cond: expected shape \(1, 10\)"):
         build("unet", depth=2, base_channels=4)(torch.zeros(1, 1, 4, 4), torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_test_flip_averages_with_the_mirror_in_eval_mode_only(name):
+    options, size = SMALL[name]
+    torch.manual_seed(0)
+    gen = build(name, test_flip=True, **options)
+    sketch, cond = torch.rand(2, 1, size, size) * 2 - 1, torch.rand(2, 10)
+    raw = gen(sketch, cond)
+    assert not torch.allclose(raw, gen(sketch.flip(-1), cond).flip(-1))  # training: the plain network
+    gen.eval()
+    with torch.no_grad():
+        out, mirrored = gen(sketch, cond), gen(sketch.flip(-1), cond)
+        drawn = (gen.draw(sketch, cond) + gen.draw(sketch.flip(-1), cond).flip(-1)) / 2
+    torch.testing.assert_close(out, drawn)
+    torch.testing.assert_close(mirrored, out.flip(-1))  # a mirrored sketch gives the mirrored image
+    with pytest.raises(RegistryError, match="test_flip: expected true or false, got 'yes'"):
+        build(name, test_flip="yes", **options)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from colorgan.errors import ColorganError
+from colorgan.registry.generators.region_fill import FILL_MODES, fill_regions, sketch_regions
 from colorgan.registry.layers import condition_maps
 
 CONDITION_MODES = ("concat", "film")
@@ -30,6 +31,18 @@ def check_condition_mode(condition: str) -> str:
             f"condition: expected one of {', '.join(CONDITION_MODES)}, got {condition!r}"
         )
     return condition
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise GeneratorOptionError(f"{name}: expected true or false, got {value!r}")
+    return value
+
+
+def check_fill_mode(fill: str) -> str:
+    if fill not in FILL_MODES:
+        raise GeneratorOptionError(f"fill: expected one of {', '.join(FILL_MODES)}, got {fill!r}")
+    return fill
 
 
 def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
@@ -82,11 +95,14 @@ class FiLM(nn.Module):
 
 
 class GeneratorBase(nn.Module):
-    """Input and size checks for `forward(sketch, cond)`; subclasses set the attributes below."""
+    """Input and size checks, and the eval-mode options every built-in generator shares (`fill`,
+    `test_flip`); subclasses implement `draw` and set the attributes below."""
 
     in_channels: int
     cond_dim: int
     condition: str = "concat"
+    fill: str = "none"
+    test_flip: bool = False
     size_multiple: int = 1
     min_size: int = 1
 
@@ -99,6 +115,25 @@ class GeneratorBase(nn.Module):
         problem = size_problem(size, self.size_multiple, self.min_size, self.describe())
         if problem:
             raise GeneratorOptionError(problem)
+
+    def draw(self, sketch: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The network itself: `(sketch, cond)` -> image in [-1, 1]. Subclasses implement it."""
+        raise NotImplementedError
+
+    def forward(self, sketch: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """`draw`, then in eval mode the options that act on what it drew (`test_flip`, `fill`).
+
+        Training sees the raw drawing: both were measured to teach less when trained through
+        (see region_fill), and both only make sense for a finished model's output.
+        """
+        image = self.draw(sketch, cond)
+        if self.training:
+            return image
+        if self.test_flip:
+            image = (image + self.draw(sketch.flip(-1), cond).flip(-1)) / 2
+        if self.fill == "regions":
+            image = fill_regions(image, sketch_regions(sketch))
+        return image
 
     def _inputs(self, sketch: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Check shapes (Python ints only, no device sync); return (network input, cond or None).

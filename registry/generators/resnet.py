@@ -9,7 +9,9 @@ from colorgan.registry import GENERATORS
 from colorgan.registry.generators.common import (
     FiLM,
     GeneratorBase,
+    check_bool,
     check_condition_mode,
+    check_fill_mode,
     check_positive_int,
     check_probability,
 )
@@ -51,6 +53,10 @@ class ResnetGenerator(GeneratorBase):
       dropout (float, 0.0): dropout inside each residual block.
       condition (concat|film, concat): concat the condition maps to the sketch at the input, or
         FiLM-modulate each residual block's output and each upsampling level.
+      fill (none|regions, none): `regions`: in eval mode every closed region of the sketch takes
+        one colour, the median of the network's output there (flat-coloured art; region_fill).
+      test_flip (bool, false): in eval mode, average the output with that of the mirrored sketch
+        (mirrored back): test-time augmentation for a model trained with `data.augment.hflip`.
     """
 
     def __init__(
@@ -63,6 +69,8 @@ class ResnetGenerator(GeneratorBase):
         norm: str = "instance",
         dropout: float = 0.0,
         condition: str = "concat",
+        fill: str = "none",
+        test_flip: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.cond_dim = in_channels, out_channels, cond_dim
@@ -70,6 +78,8 @@ class ResnetGenerator(GeneratorBase):
         check_positive_int("base_channels", base_channels)
         dropout = check_probability("dropout", dropout)
         self.condition = check_condition_mode(condition)
+        self.fill = check_fill_mode(fill)
+        self.test_flip = check_bool("test_flip", test_flip)
         self.size_multiple, self.min_size = 4, 8  # reflection padding needs the 1/4 maps >= 2x2
         film_dim = cond_dim if condition == "film" else 0
         bias = norm == "none"
@@ -96,7 +106,7 @@ class ResnetGenerator(GeneratorBase):
     def describe(self) -> str:
         return f"resnet ({self.blocks} blocks)"
 
-    def forward(self, sketch: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def draw(self, sketch: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         x, cond = self._inputs(sketch, cond)
         x = self.down(self.stem(x))
         for i, block in enumerate(self.res):

@@ -16,7 +16,9 @@ from colorgan.registry.generators.common import (
     FiLM,
     GeneratorBase,
     GeneratorOptionError,
+    check_bool,
     check_condition_mode,
+    check_fill_mode,
 )
 from colorgan.registry.layers import init_weights, norm_layer
 
@@ -172,6 +174,10 @@ class TimmUNet(GeneratorBase):
       norm (batch|instance|group|none, batch): decoder normalisation.
       condition (concat|film, concat): condition maps concatenated to the encoder input, or FiLM
         on every decoder stage.
+      fill (none|regions, none): `regions`: in eval mode every closed region of the sketch takes
+        one colour, the median of the network's output there (flat-coloured art; region_fill).
+      test_flip (bool, false): in eval mode, average the output with that of the mirrored sketch
+        (mirrored back): test-time augmentation for a model trained with `data.augment.hflip`.
       out_indices (list[int] | None): which encoder levels to use (timm's default: all).
       pretrained (str | None): a LOCAL .safetensors file holding the timm model's state dict (as
         timm's Hugging Face repos ship it); the input conv is adapted to the input channels. Never
@@ -188,6 +194,8 @@ class TimmUNet(GeneratorBase):
         decoder_channels: list[int] | None = None,
         norm: str = "batch",
         condition: str = "concat",
+        fill: str = "none",
+        test_flip: bool = False,
         out_indices: list[int] | None = None,
         pretrained: str | None = None,
         encoder_options: dict[str, Any] | None = None,
@@ -195,6 +203,8 @@ class TimmUNet(GeneratorBase):
         super().__init__()
         self.in_channels, self.out_channels, self.cond_dim = in_channels, out_channels, cond_dim
         self.condition = check_condition_mode(condition)
+        self.fill = check_fill_mode(fill)
+        self.test_flip = check_bool("test_flip", test_flip)
         self.encoder_name = encoder
         film_dim = cond_dim if condition == "film" else 0
         first = in_channels + (cond_dim if condition == "concat" else 0)
@@ -232,7 +242,7 @@ class TimmUNet(GeneratorBase):
             out.append(f)
         return out
 
-    def forward(self, sketch: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def draw(self, sketch: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         x, cond = self._inputs(sketch, cond)
         height, width = x.shape[-2:]
         feats = self._features(x)

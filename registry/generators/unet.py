@@ -9,7 +9,9 @@ from colorgan.registry import GENERATORS
 from colorgan.registry.generators.common import (
     FiLM,
     GeneratorBase,
+    check_bool,
     check_condition_mode,
+    check_fill_mode,
     check_positive_int,
     check_probability,
 )
@@ -52,6 +54,10 @@ class UNet(GeneratorBase):
         (where pix2pix puts it; the noise source of pix2pix). 0 turns it off.
       condition (concat|film, concat): concat the condition maps to the sketch at the input, or
         modulate every decoder level with FiLM (x * (1 + gamma) + beta).
+      fill (none|regions, none): `regions`: in eval mode every closed region of the sketch takes
+        one colour, the median of the network's output there (flat-coloured art; region_fill).
+      test_flip (bool, false): in eval mode, average the output with that of the mirrored sketch
+        (mirrored back): test-time augmentation for a model trained with `data.augment.hflip`.
     """
 
     def __init__(
@@ -65,6 +71,8 @@ class UNet(GeneratorBase):
         norm: str = "batch",
         dropout: float = 0.5,
         condition: str = "concat",
+        fill: str = "none",
+        test_flip: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.cond_dim = in_channels, out_channels, cond_dim
@@ -73,6 +81,8 @@ class UNet(GeneratorBase):
         check_positive_int("max_channels", max_channels)
         dropout = check_probability("dropout", dropout)
         self.condition = check_condition_mode(condition)
+        self.fill = check_fill_mode(fill)
+        self.test_flip = check_bool("test_flip", test_flip)
         self.size_multiple = self.min_size = 2**depth
         film_dim = cond_dim if condition == "film" else 0
 
@@ -106,7 +116,7 @@ class UNet(GeneratorBase):
     def describe(self) -> str:
         return f"unet depth {self.depth}"
 
-    def forward(self, sketch: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def draw(self, sketch: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         x, cond = self._inputs(sketch, cond)
         skips = []
         for down in self.down:
