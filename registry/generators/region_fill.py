@@ -48,7 +48,8 @@ def sketch_regions(sketch: torch.Tensor, rounds: int | None = None) -> torch.Ten
 
     Label equivalence (Kalentev et al. 2011) in tensor ops: each round, every pixel sees the
     largest label among its 4-neighbours, every label's root pixel takes the largest that its
-    members saw, and every pixel follows its label to its root, then twice more (path halving).
+    members saw, and every pixel replaces its label by its label's label three times (pointer
+    jumping). Labels travel as float32 through the max pooling: exact up to 2**24 pixels.
     """
     batch, _, height, width = sketch.shape
     open_ = (sketch.float().mean(dim=1) >= LINE_THRESHOLD).flatten(1)
