@@ -97,7 +97,9 @@ def _parts_and_batch(recipe: Recipe):
     data = load_dataset(recipe.data, recipe.seed)
     parts = build_parts(recipe, data.schema)
     rows = torch.arange(recipe.train.batch_size) % len(data.train)
-    return parts, DeviceBatches(data.train, parts.generator.encode, torch.device("cpu"), recipe.data.augment).batch(rows)
+    batches = DeviceBatches(data.train, parts.generator.encode, torch.device("cpu"), recipe.data.augment,
+                            regions=parts.objective.needs_region)
+    return parts, batches.batch(rows)
 
 
 def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], None], Any, dict[str, Any]]:

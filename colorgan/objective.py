@@ -62,6 +62,12 @@ class Objective:
         return cls(built)
 
     @property
+    def needs_region(self) -> bool:
+        """Whether a term weighs the condition regions (its class says `needs_region = True`), so
+        training batches must carry them; computing them is skipped otherwise."""
+        return any(getattr(term, "needs_region", False) for term, _ in self.terms)
+
+    @property
     def log_keys(self) -> tuple[str, ...]:
         return tuple(getattr(term, "log_key", type(term).__name__) for term, _ in self.terms)
 

@@ -179,7 +179,8 @@ class Trainer:
         self.layout = layout = memory_format(t.channels_last, device)
         parts.generator.to(device=device, memory_format=layout)
         parts.discriminator.to(device=device, memory_format=layout)
-        self.batches = DeviceBatches(data.train, parts.generator.encode, device, recipe.data.augment)
+        self.batches = DeviceBatches(data.train, parts.generator.encode, device, recipe.data.augment,
+                                     regions=parts.objective.needs_region)
         # Row numbers reach the GPU from pinned memory without blocking: a pageable copy would make
         # the host wait for the GPU to go idle at every step.
         loader = DataLoader(RowNumbers(len(data.train)), batch_size=t.batch_size, shuffle=True, drop_last=True,

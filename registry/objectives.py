@@ -28,6 +28,7 @@ class ObjectiveInputs:
     d_fake: Any               # the frozen discriminator's logits on (fake, sketch, cond)
     adversarial: Any          # the recipe's `loss` component (`g_loss(logits)`)
     region: torch.Tensor | None = None  # (B, 1, H, W): 1 where the character's colours follow its conditions
+                                        # (given when a term of the objective has `needs_region = True`)
     features: Callable[[torch.Tensor], list[torch.Tensor]] | None = None  # image -> the frozen D's activations
 
 
@@ -102,6 +103,7 @@ class RegionTerm(Term):
     a whole-image L1 the rest (an unseen character's clothes) outweighs them."""
 
     log_key = "region_l1"
+    needs_region = True  # training batches carry the regions only for a term that says so
 
     def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
         if x.region is None:

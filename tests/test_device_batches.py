@@ -72,8 +72,13 @@ def test_condition_regions_are_where_a_characters_variants_differ():
         changes = ((targets.amax(0) - targets.amin(0)) > 8).any(0)
         assert torch.equal(regions[s, 0].bool(), changes)
         assert 0 < changes.float().mean() < 0.6  # hair and shirt: part of the picture, not all of it
-    batch = DeviceBatches(data.train, encode, torch.device("cpu"), Augment(hflip=True)).batch(torch.arange(8))
-    plain = DeviceBatches(data.train, encode, torch.device("cpu")).batch(torch.arange(8))
+    torch.manual_seed(0)
+    batch = DeviceBatches(data.train, encode, torch.device("cpu"), Augment(hflip=True), regions=True).batch(torch.arange(8))
+    torch.manual_seed(0)
+    without = DeviceBatches(data.train, encode, torch.device("cpu"), Augment(hflip=True)).batch(torch.arange(8))
+    assert "region" not in without  # not computed unless an objective term needs them
+    assert torch.equal(without["target"], batch["target"]) and torch.equal(without["sketch"], batch["sketch"])
+    plain = DeviceBatches(data.train, encode, torch.device("cpu"), regions=True).batch(torch.arange(8))
     for i in range(8):  # a mirrored pair brings its region mirrored
         mirrored = not torch.equal(batch["target"][i], plain["target"][i])
         assert torch.equal(batch["region"][i], plain["region"][i].flip(-1) if mirrored else plain["region"][i])

@@ -162,3 +162,10 @@ def test_a_plugin_term_and_the_built_in_terms_train_and_are_logged(tmp_path, mon
     assert r["region_l1"] > 0 and r["fm"] > 0
     assert r["g_loss"] == pytest.approx(r["g_gan"] + 10 * r["lab"] + 5 * r["brightness"] + 3 * r["region_l1"]
                                         + 2 * r["fm"], rel=1e-4)
+
+
+def test_only_an_objective_with_a_region_term_asks_for_the_regions():
+    from colorgan.objective import Objective
+
+    assert not Objective.build([{"type": "gan"}, {"type": "l1", "weight": 100.0}]).needs_region
+    assert Objective.build([{"type": "l1"}, {"type": "region", "weight": 100.0}]).needs_region

@@ -50,15 +50,17 @@ def condition_regions(rows: StackedRows, threshold: int = 8) -> torch.Tensor:
 
 
 class DeviceBatches:
-    """A ColorDataset's rows on `device`: `batch(rows)` -> {"sketch", "target", "cond", "region"}
-    tensors ("region": `condition_regions` of each row's character, as 0/1 floats)."""
+    """A ColorDataset's rows on `device`: `batch(rows)` -> {"sketch", "target", "cond"} tensors,
+    plus "region" (`condition_regions` of each row's character, as 0/1 floats) when `regions` is
+    set: only an objective that weighs them (`Objective.needs_region`) pays for them."""
 
     def __init__(self, dataset: ColorDataset, encode: Callable[[Sequence[Mapping[str, str]]], torch.Tensor],
-                 device: torch.device, changes: Augment | None = None) -> None:
+                 device: torch.device, changes: Augment | None = None, regions: bool = False) -> None:
         rows = dataset.stacked()
         tensors = {"sketches": rows.sketches, "targets": rows.targets, "sketch_of_row": rows.sketch_of_row,
-                   "target_of_row": rows.target_of_row, "cond": encode(rows.conditions),
-                   "regions": condition_regions(rows)}
+                   "target_of_row": rows.target_of_row, "cond": encode(rows.conditions)}
+        if regions:
+            tensors["regions"] = condition_regions(rows)
         size = sum(t.numel() * t.element_size() for t in tensors.values())
         home = device if device.type == "cpu" or size < torch.cuda.mem_get_info(device)[0] / 4 else torch.device("cpu")
         self.device, self.changes = device, changes or Augment()
@@ -71,9 +73,14 @@ class DeviceBatches:
         sketch_ids = t["sketch_of_row"].index_select(0, rows)
         sketch = t["sketches"].index_select(0, sketch_ids)
         target = t["targets"].index_select(0, t["target_of_row"].index_select(0, rows))
-        region = t["regions"].index_select(0, sketch_ids)
         cond = t["cond"].index_select(0, rows)
         move = {"device": self.device, "non_blocking": True}
-        target = torch.cat([uint8_to_float(target.to(**move)), region.to(**move).float()], dim=1)
-        sketch, target = augment(uint8_to_float(sketch.to(**move)), target, self.changes)  # the region moves along
-        return {"sketch": sketch, "target": target[:, :-1], "region": target[:, -1:], "cond": cond.to(**move)}
+        target = uint8_to_float(target.to(**move))
+        if "regions" in t:  # stacked on the target so that augmentation moves it along
+            region = t["regions"].index_select(0, sketch_ids)
+            target = torch.cat([target, region.to(**move).float()], dim=1)
+        sketch, target = augment(uint8_to_float(sketch.to(**move)), target, self.changes)
+        batch = {"sketch": sketch, "target": target, "cond": cond.to(**move)}
+        if "regions" in t:
+            batch["target"], batch["region"] = target[:, :-1], target[:, -1:]
+        return batch
