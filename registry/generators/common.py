@@ -123,8 +123,8 @@ class GeneratorBase(nn.Module):
     def forward(self, sketch: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """`draw`, then in eval mode the options that act on what it drew (`test_flip`, `fill`).
 
-        Training sees the raw drawing: both were measured to teach less when trained through
-        (see region_fill), and both only make sense for a finished model's output.
+        Training sees the raw drawing: the fill was measured to teach less when trained through
+        (see region_fill), and mirroring in training is `data.augment.hflip`'s work.
         """
         image = self.draw(sketch, cond)
         if self.training:
