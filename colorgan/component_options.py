@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from colorgan.errors import RecipeError
 from colorgan.registry.conditions.embedding import COMBINES
 from colorgan.registry.discriminators.patchgan import D_NORMS
-from colorgan.registry.generators.common import CONDITION_MODES
+from colorgan.registry.generators.common import CONDITION_MODES, FILL_MODES
 from colorgan.registry.layers import NORMS
 from colorgan.value_checks import AnyOf, ListOf, MapOf, OneOf, Range, Text, describe_value, integer, maybe, problem
 
@@ -31,7 +31,9 @@ TIMM_KEYWORD = AnyOf((SMALL_NUMBER, OneOf((True, False)), Text(), ListOf(SMALL_N
                      "a number in [-4096, 4096], true, false, a string, a list of such numbers or null")
 
 _TRUNK = {"layers": LEVELS, "base_channels": CHANNELS, "max_channels": CHANNELS, "norm": OneOf(D_NORMS)}
-_GENERATOR = {"norm": OneOf(NORMS), "dropout": PROBABILITY, "condition": OneOf(CONDITION_MODES)}
+# every built-in generator's; they act on a finished model's output (GeneratorBase.forward)
+_FINISH = {"fill": OneOf(FILL_MODES), "test_flip": OneOf((False, True))}
+_GENERATOR = {"norm": OneOf(NORMS), "dropout": PROBABILITY, "condition": OneOf(CONDITION_MODES), **_FINISH}
 
 OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "condition": {
@@ -47,7 +49,7 @@ OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
             "encoder": Text(1, 200), "decoder_channels": maybe(ListOf(CHANNELS, 1, 32)),
             "out_indices": maybe(ListOf(integer(0, 31), 1, 32)), "pretrained": maybe(Text(1, 4096)),
             "encoder_options": maybe(MapOf(TIMM_KEYWORD)), "norm": OneOf(NORMS),
-            "condition": OneOf(CONDITION_MODES),
+            "condition": OneOf(CONDITION_MODES), **_FINISH,
         },
     },
     "discriminator": {

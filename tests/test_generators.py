@@ -246,5 +246,5 @@ def test_test_flip_averages_with_the_mirror_in_eval_mode_only(name):
         drawn = (gen.draw(sketch, cond) + gen.draw(sketch.flip(-1), cond).flip(-1)) / 2
     torch.testing.assert_close(out, drawn)
     torch.testing.assert_close(mirrored, out.flip(-1))  # a mirrored sketch gives the mirrored image
-    with pytest.raises(RegistryError, match="test_flip: expected true or false, got 'yes'"):
+    with pytest.raises(RegistryError, match="test_flip: expected one of false, true, got 'yes'"):
         build(name, test_flip="yes", **options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 import pytest
 import torch
@@ -182,3 +183,15 @@ def test_a_filling_model_trains_exports_and_runs_in_onnx(tmp_path):
     encoded = generator.encode([{"hair": "gold", "shirt": "olive"}])
     got = session.run(None, {"sketch": sketch.numpy(), "encoded": encoded.numpy()})[0]
     assert abs(got - image.numpy()).max() <= 1e-4
+
+
+def test_recipe_check_refuses_a_bad_fill_or_test_flip_before_building(tmp_path):
+    from click.testing import CliRunner
+
+    from colorgan.cli import cli
+
+    for override, message in (("generator.fill=flood", "generator.fill: expected one of 'none', 'regions', got 'flood'"),
+                              ("generator.test_flip=1", "generator.test_flip: expected one of false, true, got 1")):
+        recipe = Path(__file__).resolve().parents[1] / "recipes" / "real-icons.yaml"
+        result = CliRunner().invoke(cli, ["recipe", "check", str(recipe), "-o", override])
+        assert result.exit_code == 2 and message in result.output, result.output

@@ -25,24 +25,12 @@ class GeneratorOptionError(ColorganError, ValueError):
     """A generator option or an image size the network cannot take (a `ValueError` too)."""
 
 
-def check_condition_mode(condition: str) -> str:
-    if condition not in CONDITION_MODES:
-        raise GeneratorOptionError(
-            f"condition: expected one of {', '.join(CONDITION_MODES)}, got {condition!r}"
-        )
-    return condition
-
-
-def check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise GeneratorOptionError(f"{name}: expected true or false, got {value!r}")
+def check_choice(name: str, value: object, choices: tuple) -> object:
+    """`value` if it is one of `choices` (`condition`, `fill`, `test_flip`), else a one-line error."""
+    if isinstance(value, bool) != isinstance(choices[0], bool) or value not in choices:
+        shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
+        raise GeneratorOptionError(f"{name}: expected one of {shown}, got {value!r}")
     return value
-
-
-def check_fill_mode(fill: str) -> str:
-    if fill not in FILL_MODES:
-        raise GeneratorOptionError(f"fill: expected one of {', '.join(FILL_MODES)}, got {fill!r}")
-    return fill
 
 
 def check_positive_int(name: str, value: object, minimum: int = 1) -> int:

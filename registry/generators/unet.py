@@ -7,11 +7,11 @@ from torch import nn
 
 from colorgan.registry import GENERATORS
 from colorgan.registry.generators.common import (
+    CONDITION_MODES,
+    FILL_MODES,
     FiLM,
     GeneratorBase,
-    check_bool,
-    check_condition_mode,
-    check_fill_mode,
+    check_choice,
     check_positive_int,
     check_probability,
 )
@@ -80,9 +80,9 @@ class UNet(GeneratorBase):
         check_positive_int("base_channels", base_channels)
         check_positive_int("max_channels", max_channels)
         dropout = check_probability("dropout", dropout)
-        self.condition = check_condition_mode(condition)
-        self.fill = check_fill_mode(fill)
-        self.test_flip = check_bool("test_flip", test_flip)
+        self.condition = check_choice("condition", condition, CONDITION_MODES)
+        self.fill = check_choice("fill", fill, FILL_MODES)
+        self.test_flip = check_choice("test_flip", test_flip, (False, True))
         self.size_multiple = self.min_size = 2**depth
         film_dim = cond_dim if condition == "film" else 0
 
