@@ -253,6 +253,10 @@ class Trainer:
                                if progress.batches_in_epoch else self.loader)
                     for rows in batches:
                         batch = self._batch(rows)
+                        if t.compile == "reduce-overhead":
+                            # A new step: CUDA graph trees may reuse the last step's output memory
+                            # (nothing of it is kept: the losses come back as a fresh stacked tensor).
+                            torch.compiler.cudagraph_mark_step_begin()
                         with accelerator.accumulate(*self.prepared):
                             losses = gan_step(accelerator, self.models, batch, self.precision, t.grad_clip,
                                               self.guard, progress.step + 1)
