@@ -22,13 +22,16 @@ hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     hypothesis.settings.load_profile("ci")
 
-_VISIBLE_GPUS = os.environ.get("CUDA_VISIBLE_DEVICES")
+# The GPUs this run was given, kept in the environment so that pytest-xdist's workers, which
+# inherit the hidden value below, still know them.
+os.environ.setdefault("COLORGAN_TESTS_VISIBLE_GPUS", os.environ.get("CUDA_VISIBLE_DEVICES", "<all>"))
+_VISIBLE_GPUS = os.environ["COLORGAN_TESTS_VISIBLE_GPUS"]
 os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before anything initialises CUDA
 
 
 def _gpu_environment() -> dict[str, str]:
     env = dict(os.environ)
-    if _VISIBLE_GPUS is None:
+    if _VISIBLE_GPUS == "<all>":
         env.pop("CUDA_VISIBLE_DEVICES")
     else:
         env["CUDA_VISIBLE_DEVICES"] = _VISIBLE_GPUS
