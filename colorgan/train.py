@@ -35,7 +35,7 @@ from colorgan.data.device_batches import DeviceBatches, RowNumbers
 from colorgan.ema import EMA
 from colorgan.errors import ColorganError, RecipeError
 from colorgan.guard import NonFiniteGuard, NonFiniteLoss
-from colorgan.hardware import Precision, memory_format, resolve_device, resolve_precision
+from colorgan.hardware import Precision, compile_mode, memory_format, resolve_device, resolve_precision
 from colorgan.optim import adam, lr_lambda
 from colorgan.recipe import Recipe, check_against_schema, validate
 from colorgan.samples import pick_samples, render
@@ -198,8 +198,9 @@ class Trainer:
             parts.generator, parts.discriminator, g_opt, d_opt, g_sched, d_sched, loader)
         self.G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
         self.prepared = (G, D)  # what `accumulate` needs (DDP's no_sync), compiled or not
-        if t.compile:
-            mode = "reduce-overhead" if t.compile == "reduce-overhead" else None  # CUDA graphs
+        self.compile = compile_mode(t.compile, device, world)
+        if self.compile:
+            mode = "reduce-overhead" if self.compile == "reduce-overhead" else None  # CUDA graphs
             G, D, D_raw = (torch.compile(m, mode=mode) for m in (G, D, D_raw))
         self.models = StepModels(G, D, D_raw, g_opt, d_opt, g_sched, d_sched, parts.loss, parts.objective)
         self.loss_names = loss_names(parts.objective)
@@ -228,7 +229,7 @@ class Trainer:
         run_state.write_json(self.run / "run.json", {
             "world_size": self.world, "device": str(self.device), "precision": self.precision.name,
             "mixed_precision": self.precision.mixed_precision, "precision_reason": self.precision.reason,
-            "channels_last": self.layout == torch.channels_last, "torch": torch.__version__,
+            "channels_last": self.layout == torch.channels_last, "compile": self.compile, "torch": torch.__version__,
             "steps": self.total, "steps_per_epoch": self.steps_per_epoch,
             "resumed_from": str(resume_from) if resume_from else None})
 
@@ -253,7 +254,7 @@ class Trainer:
                                if progress.batches_in_epoch else self.loader)
                     for rows in batches:
                         batch = self._batch(rows)
-                        if t.compile == "reduce-overhead":
+                        if self.compile == "reduce-overhead":
                             # A new step: CUDA graph trees may reuse the last step's output memory
                             # (nothing of it is kept: the losses come back as a fresh stacked tensor).
                             torch.compiler.cudagraph_mark_step_begin()

@@ -72,8 +72,17 @@ def test_run_json_records_the_resolved_precision(tmp_path, tiny_recipe):
     from colorgan import recipe as recipes
     from colorgan.train import train
 
-    tiny_recipe["train"].update(max_steps=1, mixed_precision="auto")
+    tiny_recipe["train"].update(max_steps=1, mixed_precision="auto", compile="auto")
     result = train(recipes.from_dict(tiny_recipe), out=tmp_path / "run")
     info = json.loads((result.run / "run.json").read_text())
     expected = "bf16" if hardware.bf16_is_native(CPU) else "fp32"
     assert info["precision"] == expected and info["device"] == "cpu" and info["channels_last"] is False
+    assert info["compile"] is False  # auto: CUDA graphs on one GPU only
+
+
+def test_compile_auto_is_cuda_graphs_for_one_gpu_process_only():
+    cuda = torch.device("cuda")
+    assert hardware.compile_mode("auto", cuda) == "reduce-overhead"
+    assert hardware.compile_mode("auto", cuda, world=2) is False
+    assert hardware.compile_mode("auto", CPU) is False
+    assert [hardware.compile_mode(c, CPU) for c in (False, True, "reduce-overhead")] == [False, True, "reduce-overhead"]
