@@ -142,21 +142,27 @@ def flops_per_image(step: Callable[[], None], batch_size: int) -> float:
     return counter.get_total_flops() / batch_size
 
 
-def _loop_rates(recipe: Recipe, steps: int, every: int, device: torch.device) -> list[float]:
-    """colorgan's own loop (`train`): images/s of each logging interval after the first (warm-up)."""
+def _paired_rates(recipe: Recipe, steps: int, every: int, device: torch.device,
+                  reference: Callable[[], float]) -> list[tuple[float, float]]:
+    """colorgan's own loop (`train`) and the plain loop, interleaved: (colorgan's images/s over a
+    logging interval, the plain loop's over `every` steps on either side of it), for each interval
+    after the warm-up. `reference()` times the plain loop once; it runs before the loop and after
+    each logging step, outside colorgan's timed intervals."""
     from colorgan.recipe import from_dict
     from colorgan.train import train
 
     timed = from_dict(recipe.to_dict(), [
         f"train.max_steps={steps}", f"train.log_every={every}", f"train.sample_every={10**9}",
         f"train.eval_every={10**9}", f"train.checkpoint_every={10**9}", "log.with=[jsonl]"])
+    plain = [reference()]
     with tempfile.TemporaryDirectory() as tmp:
-        train(timed, out=Path(tmp) / "run", device=device)
+        train(timed, out=Path(tmp) / "run", device=device, after_log=lambda: plain.append(reference()))
         rates = [json.loads(line)["images_per_s"] for line in (Path(tmp) / "run" / "metrics.jsonl").open()
                  if "images_per_s" in line]
+    pairs = [(rate, (before + after) / 2) for rate, before, after in zip(rates, plain, plain[1:])]
     # The first third warms up (at large sizes the allocator settles slowly); the last interval
     # ends with the final sample sheet and validation.
-    return rates[max(1, len(rates) // 3):-1] or rates
+    return pairs[max(1, len(pairs) // 3):-1] or pairs
 
 
 def _sampling_rate(generator, batch: dict[str, Any], size: int, repeats: int, precision: Precision) -> float:
@@ -195,17 +201,22 @@ def speed(recipe: Recipe, steps: int = 60, repeats: int = 5,
     step, parts, batch = reference_step(recipe, precision)
     b = recipe.train.batch_size
     flops = flops_per_image(step, b)
-    # Both loops are timed over intervals of `every` steps; the reference before and after
-    # colorgan's loop, so a machine that speeds up or slows down meanwhile is not blamed on either.
-    every = max(2, steps // 6)
+    # Both loops are timed over intervals of `every` steps, taking turns (the plain loop between
+    # colorgan's logging steps), and the ratio is the median of each interval's ratio to the plain
+    # loop on either side of it: a shared machine that speeds up or slows down for a few seconds
+    # is then blamed on neither.
+    every = max(2, steps // 10)
 
-    def reference_rates() -> list[float]:
-        return _rates(lambda: [step() for _ in range(every)], b * every, repeats, device)
+    def reference_rate() -> float:
+        return _rates(lambda: [step() for _ in range(every)], b * every, 1, device, warmup=0)[0]
 
-    before = reference_rates()
-    loop_rates, peak_memory = _with_peak_memory_mb(lambda: _loop_rates(recipe, steps, every, device), device)
-    loop = statistics.median(loop_rates)
-    reference = statistics.median(before + reference_rates())
+    for _ in range(2):  # warm-up: the flop count above was the first step
+        step()
+
+    pairs, peak_memory = _with_peak_memory_mb(lambda: _paired_rates(recipe, steps, every, device, reference_rate),
+                                              device)
+    loop = statistics.median(rate for rate, _ in pairs)
+    reference = statistics.median(rate for _, rate in pairs)
     fp32, bf16 = matmul_gflops(torch.float32, device), matmul_gflops(torch.bfloat16, device)
     ceiling = bf16 if precision.mixed_precision == "bf16" else fp32
     result = {
@@ -213,7 +224,7 @@ def speed(recipe: Recipe, steps: int = 60, repeats: int = 5,
         "precision": precision.name,
         "train_images_per_s": loop,
         "reference_images_per_s": reference,
-        "ratio": loop / reference,
+        "ratio": statistics.median(rate / plain for rate, plain in pairs),
         "flops_per_image": flops,
         "matmul_gflops_fp32_tf32": fp32,
         "matmul_gflops_bf16": bf16,

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Callable
 
 import torch
 from accelerate import Accelerator, PartialState
@@ -87,8 +88,12 @@ def _shared_run_dir(out: Path | None, recipe: Recipe) -> Path:
 
 def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, overwrite: bool = False,
           stop_at: int | None = None, time_limit: float | None = None,
-          device: str | torch.device | None = None) -> TrainResult:
+          device: str | torch.device | None = None, after_log: Callable[[], None] | None = None) -> TrainResult:
     """Train `recipe`.
+
+    `after_log`, if given, runs on the main process after each logging step, outside the timed
+    interval that `images_per_s` reports: `colorgan bench speed` times its plain loop there, so
+    that both loops meet the same machine (a shared machine's speed drifts within seconds).
 
     `stop_at` pauses after that step (checkpoint written, no model: resume later); `time_limit`
     (seconds) ends the run early as if it were complete (checkpoint and model written), which is
@@ -134,6 +139,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     precision = resolve_precision(t.mixed_precision, accelerator.device)
     accelerator.print(f"colorgan: {precision.describe()}", file=sys.stderr)
     trainer = Trainer(recipe, run, accelerator, precision, data, parts)
+    trainer.after_log = after_log
     if resume_from is not None:
         trainer.resume(resume_from)
     trainer.write_run_info(resume_from)
@@ -210,6 +216,7 @@ class Trainer:
         accelerator.register_for_checkpointing(self.progress)
         self.ema = EMA(self.G_raw, t.ema) if t.ema is not None else None
         self.samples = pick_samples(data.test if len(data.test) else data.train, data.schema)
+        self.after_log: Callable[[], None] | None = None  # see `train`
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -350,6 +357,9 @@ class Trainer:
         self.accelerator.log(values, step=step)
         self.bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}",
                              img_s=f"{values['images_per_s']:.1f}")
+        if self.after_log is not None and self.accelerator.is_main_process:
+            self.after_log()
+            now = time.perf_counter()  # the next interval starts after it
         self.last_log = (step, now)
 
     def sample(self, losses: torch.Tensor) -> None:

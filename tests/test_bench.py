@@ -90,3 +90,19 @@ def test_bench_speed_on_cuda(tiny_recipe, write_recipe, gpu_env):
     data = json.loads(done.stdout)
     assert data["device"].startswith("cuda:0 ") and data["precision"] in ("bf16", "tf32", "fp32")
     assert data["train_images_per_s"] > 0 and data["reference_images_per_s"] > 0
+
+
+def test_the_plain_loop_takes_turns_outside_colorgans_timed_intervals(tmp_path, tiny_recipe):
+    """`bench speed` times its plain loop in `train(after_log=...)`: once per logging step, on the
+    main process, and not counted in the interval that `images_per_s` reports."""
+    import time
+
+    from colorgan.train import train
+
+    tiny_recipe["train"].update(max_steps=4, log_every=1)
+    calls = []
+    train(from_dict(tiny_recipe), out=tmp_path / "run", after_log=lambda: (calls.append(1), time.sleep(1.0)))
+    assert len(calls) == 4
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    seconds = [tiny_recipe["train"]["batch_size"] / r["images_per_s"] for r in records if "images_per_s" in r]
+    assert len(seconds) == 4 and max(seconds[1:]) < 1.0, seconds  # the second's sleep is not in them
