@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from colorgan.errors import ColorganError
+from colorgan.optim import torch_optimizer
 
 
 class NonFiniteLoss(ColorganError):
@@ -59,7 +60,7 @@ class NonFiniteGuard:
 
 def apply_guard(optimizer, found: torch.Tensor) -> bool:
     """Hand `found` to the optimizer; False when it must be skipped on the host (non-fused)."""
-    inner = getattr(optimizer, "optimizer", optimizer)  # Accelerate's wrapper holds the torch one
+    inner = torch_optimizer(optimizer)
     if all(group.get("fused") for group in inner.param_groups):
         inner.found_inf = found
         return True

@@ -26,6 +26,7 @@ import torch
 from colorgan.guard import NonFiniteGuard, apply_guard
 from colorgan.hardware import Precision
 from colorgan.objective import Objective
+from colorgan.optim import torch_optimizer
 from colorgan.registry.objectives import ObjectiveInputs, discriminator_features
 
 
@@ -77,16 +78,17 @@ def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Preci
     guard.observe(stacked)
     accelerator.backward(losses[0])
     accelerator.backward(losses[1])
-    apply = True
     if accelerator.sync_gradients:
         found = guard.close_window(step)
+        apply = True
         for model, optimizer in ((m.discriminator, m.d_optimizer), (m.generator, m.g_optimizer)):
             if grad_clip is not None:
                 accelerator.clip_grad_norm_(model.parameters(), grad_clip)
             apply = apply_guard(optimizer, found) and apply
-    for optimizer, scheduler in ((m.d_optimizer, m.d_scheduler), (m.g_optimizer, m.g_scheduler)):
-        if apply:
-            optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        for optimizer in (m.d_optimizer, m.g_optimizer):
+            if apply:
+                torch_optimizer(optimizer).step()
+            torch_optimizer(optimizer).zero_grad(set_to_none=True)
+    for scheduler in (m.d_scheduler, m.g_scheduler):
+        scheduler.step()  # Accelerate's: counts every micro-batch, steps when the window closes
     return stacked
