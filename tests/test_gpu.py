@@ -58,3 +58,17 @@ def test_sample_and_evaluate_on_the_gpu(tmp_path, tiny_recipe, write_recipe, gpu
     done = colorgan(["evaluate", run / "model.safetensors", "--json", "--device", "cuda"], gpu_env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["n"] > 0
+
+
+def test_compile_auto_trains_with_cuda_graphs_on_the_gpu(tmp_path, tiny_recipe, write_recipe, gpu_env):
+    """`train.compile: auto` is torch.compile with CUDA graphs on one GPU, and the run completes
+    with its validations, sample sheets, checkpoints and model file."""
+    tiny_recipe["train"].update(compile="auto", mixed_precision="auto")
+    run = tmp_path / "run"
+    done = colorgan(["train", write_recipe(tiny_recipe), "--out", run], gpu_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((run / "run.json").read_text())["compile"] == "reduce-overhead"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "val_psnr" in r] == [3, 6]
+    assert all(r["d_loss"] == r["d_loss"] for r in records if "d_loss" in r)  # not NaN
+    assert (run / "model.safetensors").is_file() and (run / "checkpoints" / "step-000006").is_dir()
