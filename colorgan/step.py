@@ -85,10 +85,10 @@ def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Preci
             if grad_clip is not None:
                 accelerator.clip_grad_norm_(model.parameters(), grad_clip)
             apply = apply_guard(optimizer, found) and apply
-        for optimizer in (m.d_optimizer, m.g_optimizer):
+        for optimizer in (torch_optimizer(m.d_optimizer), torch_optimizer(m.g_optimizer)):
             if apply:
-                torch_optimizer(optimizer).step()
-            torch_optimizer(optimizer).zero_grad(set_to_none=True)
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
     for scheduler in (m.d_scheduler, m.g_scheduler):
         scheduler.step()  # Accelerate's: counts every micro-batch, steps when the window closes
     return stacked
