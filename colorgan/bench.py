@@ -23,16 +23,17 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from colorgan.hardware import Precision, bf16_is_native, memory_format, resolve_device, resolve_precision
+from colorgan.hardware import Precision, bf16_is_native, compile_mode, memory_format, resolve_device, resolve_precision
 from colorgan.recipe import Recipe
 
-SPEED_FIELDS = ("device", "precision", "train_images_per_s", "reference_images_per_s", "ratio", "flops_per_image",
+SPEED_FIELDS = ("device", "precision", "compile", "train_images_per_s", "reference_images_per_s", "ratio", "flops_per_image",
                 "matmul_gflops_fp32_tf32", "matmul_gflops_bf16", "roofline_fraction",
                 "sample_images_per_s_b1", "sample_images_per_s_b64", "peak_memory_mb", "torch", "threads")
 """Every field of `colorgan bench speed`, in order. `matmul_gflops_fp32_tf32` is an fp32 matmul as
 the loop's fp32 runs it (TF32 where `precision` says tf32); `peak_memory_mb` is, on CUDA, what
 colorgan's loop itself allocated on the device at most (max_memory_allocated), on the CPU the
-process's peak resident set (ru_maxrss)."""
+process's peak resident set (ru_maxrss); `compile` is colorgan's loop's resolved `train.compile`
+(the plain loop is always eager)."""
 
 
 def _synchronize(device: torch.device) -> None:
@@ -222,6 +223,7 @@ def speed(recipe: Recipe, steps: int = 60, repeats: int = 5,
     result = {
         "device": describe_device(device),
         "precision": precision.name,
+        "compile": compile_mode(recipe.train.compile, device),
         "train_images_per_s": loop,
         "reference_images_per_s": reference,
         "ratio": statistics.median(rate / plain for rate, plain in pairs),

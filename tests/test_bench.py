@@ -13,7 +13,7 @@ from colorgan.hardware import Precision
 from colorgan.recipe import from_dict
 from test_gpu import colorgan
 
-TEXT_FIELDS = ("device", "precision", "torch", "threads")
+TEXT_FIELDS = ("device", "precision", "compile", "torch", "threads")
 
 
 def _bench_speed(write_recipe, recipe, *args):
@@ -30,6 +30,7 @@ def test_bench_speed_json_has_every_field(tiny_recipe, write_recipe):
     assert data["flops_per_image"] > 1e5  # a U-Net step is at least this much work
     assert data["device"].startswith("cpu ") and "native bf16: " in data["device"]
     assert data["precision"] in ("bf16", "fp32")
+    assert data["compile"] is False  # the tiny recipe's default; auto is off on the CPU too
     assert data["torch"].split(".")[0].isdigit() and data["threads"] >= 1
 
 
