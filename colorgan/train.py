@@ -138,8 +138,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     accelerator = _accelerator(recipe, run, wanted)
     precision = resolve_precision(t.mixed_precision, accelerator.device)
     accelerator.print(f"colorgan: {precision.describe()}", file=sys.stderr)
-    trainer = Trainer(recipe, run, accelerator, precision, data, parts)
-    trainer.after_log = after_log
+    trainer = Trainer(recipe, run, accelerator, precision, data, parts, after_log)
     if resume_from is not None:
         trainer.resume(resume_from)
     trainer.write_run_info(resume_from)
@@ -177,7 +176,7 @@ class Trainer:
     """A run in progress: the prepared models, optimizers and data, and what each event does."""
 
     def __init__(self, recipe: Recipe, run: Path, accelerator: Accelerator, precision: Precision,
-                 data, parts) -> None:
+                 data, parts, after_log: Callable[[], None] | None = None) -> None:
         t = recipe.train
         self.recipe, self.run, self.accelerator, self.precision, self.data = recipe, run, accelerator, precision, data
         self.device = device = accelerator.device
@@ -216,7 +215,7 @@ class Trainer:
         accelerator.register_for_checkpointing(self.progress)
         self.ema = EMA(self.G_raw, t.ema) if t.ema is not None else None
         self.samples = pick_samples(data.test if len(data.test) else data.train, data.schema)
-        self.after_log: Callable[[], None] | None = None  # see `train`
+        self.after_log = after_log  # see `train`
 
     # --- setup ---------------------------------------------------------------------------------
 

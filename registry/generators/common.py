@@ -84,15 +84,22 @@ class FiLM(nn.Module):
 
 class GeneratorBase(nn.Module):
     """Input and size checks, and the eval-mode options every built-in generator shares (`fill`,
-    `test_flip`); subclasses implement `draw` and set the attributes below."""
+    `test_flip`, checked in `__init__`); subclasses implement `draw` and set the attributes below."""
 
     in_channels: int
     cond_dim: int
-    condition: str = "concat"
-    fill: str = "none"
-    test_flip: bool = False
+    condition: str
+    fill: str
+    test_flip: bool
     size_multiple: int = 1
     min_size: int = 1
+
+    def __init__(self, condition: str = "concat", fill: str = "none", test_flip: bool = False) -> None:
+        """Check and keep the options every built-in generator takes (a plugin may pass none)."""
+        super().__init__()
+        self.condition = check_choice("condition", condition, CONDITION_MODES)
+        self.fill = check_choice("fill", fill, FILL_MODES)
+        self.test_flip = check_choice("test_flip", test_flip, (False, True))
 
     def describe(self) -> str:
         """How the size errors name this network, e.g. 'unet depth 6'."""

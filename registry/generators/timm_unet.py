@@ -13,12 +13,9 @@ from torch import nn
 
 from colorgan.registry import GENERATORS
 from colorgan.registry.generators.common import (
-    CONDITION_MODES,
-    FILL_MODES,
     FiLM,
     GeneratorBase,
     GeneratorOptionError,
-    check_choice,
 )
 from colorgan.registry.layers import init_weights, norm_layer
 
@@ -200,11 +197,8 @@ class TimmUNet(GeneratorBase):
         pretrained: str | None = None,
         encoder_options: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(condition, fill, test_flip)
         self.in_channels, self.out_channels, self.cond_dim = in_channels, out_channels, cond_dim
-        self.condition = check_choice("condition", condition, CONDITION_MODES)
-        self.fill = check_choice("fill", fill, FILL_MODES)
-        self.test_flip = check_choice("test_flip", test_flip, (False, True))
         self.encoder_name = encoder
         film_dim = cond_dim if condition == "film" else 0
         first = in_channels + (cond_dim if condition == "concat" else 0)

@@ -7,11 +7,8 @@ from torch import nn
 
 from colorgan.registry import GENERATORS
 from colorgan.registry.generators.common import (
-    CONDITION_MODES,
-    FILL_MODES,
     FiLM,
     GeneratorBase,
-    check_choice,
     check_positive_int,
     check_probability,
 )
@@ -74,15 +71,12 @@ class UNet(GeneratorBase):
         fill: str = "none",
         test_flip: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(condition, fill, test_flip)
         self.in_channels, self.out_channels, self.cond_dim = in_channels, out_channels, cond_dim
         self.depth = check_positive_int("depth", depth)
         check_positive_int("base_channels", base_channels)
         check_positive_int("max_channels", max_channels)
         dropout = check_probability("dropout", dropout)
-        self.condition = check_choice("condition", condition, CONDITION_MODES)
-        self.fill = check_choice("fill", fill, FILL_MODES)
-        self.test_flip = check_choice("test_flip", test_flip, (False, True))
         self.size_multiple = self.min_size = 2**depth
         film_dim = cond_dim if condition == "film" else 0
 
