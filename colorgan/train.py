@@ -45,6 +45,9 @@ from colorgan.step import StepModels, gan_step, loss_names
 from colorgan.tracking import log_image, tracker_setup
 from colorgan.validation import lower_is_better, validate_generator
 
+STATISTICS_ROWS = 512
+"""Training rows the EMA's BatchNorm statistics are recomputed from (the whole set when smaller)."""
+
 
 @dataclass
 class TrainResult:
@@ -313,9 +316,9 @@ class Trainer:
         accelerator.end_training()
         return TrainResult(self.run, progress.step, model, exit_code)
 
-    def _batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _batch(self, rows: torch.Tensor, augmented: bool = True) -> dict[str, torch.Tensor]:
         """The rows' images gathered on the device, in the models' memory layout."""
-        batch = self.batches.batch(rows)
+        batch = self.batches.batch(rows, augmented)
         if self.layout is torch.contiguous_format:
             return batch
         return {k: v.contiguous(memory_format=self.layout) if v.dim() == 4 else v for k, v in batch.items()}
@@ -382,12 +385,30 @@ class Trainer:
     def checkpoint(self, losses: torch.Tensor) -> None:
         self._check_guard()  # never save weights a non-finite step could have reached
         run_state.save_checkpoint(self.accelerator, self.run, self.progress.step, self.recipe.train.keep_checkpoints,
-                                  also=self.ema.save if self.ema is not None else None)
+                                  also=self._save_average if self.ema is not None else None)
 
     # --- models --------------------------------------------------------------------------------
 
     def eval_generator(self):
-        return self.ema.module if self.ema is not None else self.G_raw
+        """What is sampled, validated and exported: the EMA, its BatchNorm statistics fitted to the
+        averaged weights (see colorgan.ema), when the recipe keeps one; else the trained generator."""
+        if self.ema is None:
+            return self.G_raw
+        self.ema.fit_norm_statistics(self.progress.step, self._statistics_batches)
+        return self.ema.module
+
+    def _save_average(self, folder: Path) -> None:
+        self.eval_generator()  # a checkpoint's average carries statistics that fit it, for `colorgan export`
+        self.ema.save(folder)
+
+    def _statistics_batches(self):
+        """Unaugmented training batches for the EMA's BatchNorm statistics: up to STATISTICS_ROWS
+        rows spread evenly over the set, in whole batches of the training batch size (a BatchNorm
+        that trains never sees a smaller batch)."""
+        size, count = self.recipe.train.batch_size, len(self.data.train)
+        rows = torch.linspace(0, count - 1, min(count, STATISTICS_ROWS)).round().long().unique()
+        rows = rows[: max(size, len(rows) // size * size)]
+        return (self._batch(chunk, augmented=False) for chunk in rows.split(size))
 
     def _keep_best(self, metrics: dict[str, float]) -> None:
         key = self.recipe.train.keep_best

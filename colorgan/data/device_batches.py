@@ -67,7 +67,9 @@ class DeviceBatches:
         self.tensors = {k: (t.to(home) if home.type != "cpu" or device.type == "cpu" else t.pin_memory())
                         for k, t in tensors.items()}
 
-    def batch(self, rows: torch.Tensor) -> dict[str, Any]:
+    def batch(self, rows: torch.Tensor, augmented: bool = True) -> dict[str, Any]:
+        """The rows' tensors on the device, changed by the recipe's augmentation unless
+        `augmented` is false (no random draw then: the RNG stream of training is untouched)."""
         t = self.tensors
         rows = rows.to(t["cond"].device, non_blocking=True)
         sketch_ids = t["sketch_of_row"].index_select(0, rows)
@@ -79,7 +81,7 @@ class DeviceBatches:
         if "regions" in t:  # stacked on the target so that augmentation moves it along
             region = t["regions"].index_select(0, sketch_ids)
             target = torch.cat([target, region.to(**move).float()], dim=1)
-        sketch, target = augment(uint8_to_float(sketch.to(**move)), target, self.changes)
+        sketch, target = augment(uint8_to_float(sketch.to(**move)), target, self.changes if augmented else Augment())
         batch = {"sketch": sketch, "target": target, "cond": cond.to(**move)}
         if "regions" in t:
             batch["target"], batch["region"] = target[:, :-1], target[:, -1:]
