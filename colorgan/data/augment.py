@@ -1,8 +1,8 @@
 """Training-time augmentation that keeps every condition true, on a batch already on the device.
 
 A mirrored character keeps its colours, so mirroring shows a generator more shapes of character
-without ever pairing a sketch with colours its conditions do not ask for. Sketch and target (and
-anything stacked on the target, such as the condition regions) change together.
+without ever pairing a sketch with colours its conditions do not ask for. Sketch, target and the
+condition regions change together.
 
 Every draw comes from the device's RNG, which checkpoints save, so a resumed run stays exact.
 Moving and rescaling pairs (with line-weight jitter of the sketch) were tried for issue 11 and
@@ -16,9 +16,11 @@ import torch
 from colorgan.recipe import Augment
 
 
-def augment(sketch: torch.Tensor, target: torch.Tensor, cfg: Augment) -> tuple[torch.Tensor, torch.Tensor]:
-    """A float batch (B, C, H, W) changed as the recipe's `data.augment` asks."""
+def augment(images: dict[str, torch.Tensor], cfg: Augment) -> dict[str, torch.Tensor]:
+    """Float batches (B, C, H, W) of the same rows (sketch, target, condition regions), changed
+    alike as the recipe's `data.augment` asks."""
     if cfg.hflip:
-        mirror = (torch.rand(len(sketch), device=sketch.device) < 0.5)[:, None, None, None]
-        sketch, target = torch.where(mirror, sketch.flip(-1), sketch), torch.where(mirror, target.flip(-1), target)
-    return sketch, target
+        first = next(iter(images.values()))
+        mirror = (torch.rand(len(first), device=first.device) < 0.5)[:, None, None, None]
+        images = {k: torch.where(mirror, x.flip(-1), x) for k, x in images.items()}
+    return images

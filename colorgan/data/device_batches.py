@@ -77,12 +77,9 @@ class DeviceBatches:
         target = t["targets"].index_select(0, t["target_of_row"].index_select(0, rows))
         cond = t["cond"].index_select(0, rows)
         move = {"device": self.device, "non_blocking": True}
-        target = uint8_to_float(target.to(**move))
-        if "regions" in t:  # stacked on the target so that augmentation moves it along
-            region = t["regions"].index_select(0, sketch_ids)
-            target = torch.cat([target, region.to(**move).float()], dim=1)
-        sketch, target = augment(uint8_to_float(sketch.to(**move)), target, self.changes if augmented else Augment())
-        batch = {"sketch": sketch, "target": target, "cond": cond.to(**move)}
+        images = {"sketch": uint8_to_float(sketch.to(**move)), "target": uint8_to_float(target.to(**move))}
         if "regions" in t:
-            batch["target"], batch["region"] = target[:, :-1], target[:, -1:]
+            images["region"] = t["regions"].index_select(0, sketch_ids).to(**move).float()
+        batch = augment(images, self.changes if augmented else Augment())
+        batch["cond"] = cond.to(**move)
         return batch
