@@ -73,6 +73,7 @@ class Augment:
     """Training-time changes that keep every condition true (a flipped character keeps its colours)."""
 
     hflip: bool = False  # mirror each training image (sketch and target together) with probability 1/2
+    warp: Annotated[float, Range(0, 16)] = 0.0  # px: bend half the training pairs by a smooth random warp; 0 = off
 
 
 @dataclass
