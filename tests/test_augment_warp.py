@@ -1,5 +1,5 @@
 """`data.augment.warp`: a smooth random bend of half the training pairs, the same for sketch,
-target and condition regions, drawn from the RNG that checkpoints save (resume stays exact)."""
+target and condition regions (that a warped run resumes exactly: tests/test_device_batches.py)."""
 
 import copy
 
@@ -7,12 +7,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from colorgan import recipe as recipes
 from colorgan.cli import cli
 from colorgan.data.augment import augment, warp_grid
 from colorgan.data.device_batches import DeviceBatches
 from colorgan.recipe import Augment
-from colorgan.train import train
 from conftest import TINY
 from test_device_batches import tiny_data
 
@@ -52,20 +50,6 @@ def test_zero_warp_changes_nothing_and_draws_nothing():
     state = torch.get_rng_state()
     out = augment({"sketch": x}, Augment(warp=0.0))
     assert torch.equal(out["sketch"], x) and torch.equal(torch.get_rng_state(), state)
-
-
-def test_warped_runs_resume_exactly(tmp_path):
-    tiny = copy.deepcopy(TINY)
-    tiny["data"]["augment"] = {"hflip": True, "warp": 2.0}
-    tiny["train"].update(max_steps=5, checkpoint_every=100)
-    recipe = recipes.from_dict(tiny)
-    whole = train(recipe, out=tmp_path / "whole")
-    train(recipe, out=tmp_path / "paused", stop_at=2)
-    resumed = train(recipe, out=tmp_path / "paused", resume="latest")
-    from safetensors.torch import load_file
-
-    a, b = load_file(str(whole.model)), load_file(str(resumed.model))
-    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("value", ["-1", "17", ".nan", "wide"])

@@ -1,9 +1,10 @@
 """Training batches gathered on the device: the same images and conditions the dataset holds, in
 the loader's row order, the condition regions, and `data.augment.hflip` mirroring sketch, target
-and region together, exactly again on resume."""
+and region together (and `warp` bending them), exactly again on resume."""
 
 import copy
 
+import pytest
 import torch
 
 from colorgan import recipe as recipes
@@ -45,9 +46,10 @@ def test_hflip_mirrors_sketch_and_target_together():
     assert torch.equal(flipped["cond"], plain["cond"])
 
 
-def test_hflip_runs_resume_exactly(tmp_path):
+@pytest.mark.parametrize("changes", [{"hflip": True}, {"hflip": True, "warp": 2.0}])
+def test_augmented_runs_resume_exactly(tmp_path, changes):
     tiny = copy.deepcopy(TINY)
-    tiny["data"]["augment"] = {"hflip": True}
+    tiny["data"]["augment"] = changes
     tiny["train"].update(max_steps=5, checkpoint_every=100)
     recipe = recipes.from_dict(tiny)
     whole = train(recipe, out=tmp_path / "whole")
@@ -59,7 +61,7 @@ def test_hflip_runs_resume_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     plain = train(recipes.from_dict(copy.deepcopy(TINY), ["train.max_steps=5"]), out=tmp_path / "plain")
     c = load_file(str(plain.model))
-    assert any(not torch.equal(a[k], c[k]) for k in a)  # the flips changed training
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # the changes changed training
 
 
 def test_condition_regions_are_where_a_characters_variants_differ():
