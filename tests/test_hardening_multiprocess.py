@@ -87,9 +87,13 @@ def test_a_rank_that_dies_stops_the_others_and_keeps_the_checkpoint(tmp_path, ti
     elapsed = time.monotonic() - started
     assert proc.returncode != 0, err[-3000:]
     print(f"torchrun exited {proc.returncode} after {elapsed:.1f} s")
-    # torchrun names rank 1 as the root cause and stops rank 0; no worker is left behind
-    root_cause = err[err.index("Root Cause"):] if "Root Cause" in err else err[-3000:]
-    assert "rank      : 1" in root_cause and "exitcode  : 1" in root_cause, root_cause
+    # torchrun's failure report has rank 1 exiting 1, and stops rank 0; no worker is left behind.
+    # (Usually rank 1 is its "Root Cause". When rank 0 is also gone by torchrun's next poll, both
+    # failures carry that poll's time and the tie names rank 0 "first observed": seen once in CI,
+    # rank 0 having been aborted by gloo when its peer's connection closed mid-collective.)
+    report = err[err.index("Failures:"):] if "Failures:" in err else err[-3000:]
+    failures = [block for block in report.split("[")[1:] if "rank      :" in block]
+    assert any("rank      : 1" in block and "exitcode  : 1 " in block for block in failures), report
     children = subprocess.run(["pgrep", "-f", str(run)], capture_output=True, text=True).stdout.split()
     assert children == [], f"worker processes left running: {children}"
 
