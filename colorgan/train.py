@@ -392,13 +392,14 @@ class Trainer:
     def eval_generator(self):
         """What is sampled, validated and exported: the EMA, its BatchNorm statistics fitted to the
         averaged weights (see colorgan.ema), when the recipe keeps one; else the trained generator."""
-        if self.ema is None:
-            return self.G_raw
+        return self._fitted_average() if self.ema is not None else self.G_raw
+
+    def _fitted_average(self):
         self.ema.fit_norm_statistics(self.progress.step, self._statistics_batches)
         return self.ema.module
 
     def _save_average(self, folder: Path) -> None:
-        self.eval_generator()  # a checkpoint's average carries statistics that fit it, for `colorgan export`
+        self._fitted_average()  # a checkpoint's average carries statistics that fit it, for `colorgan export`
         self.ema.save(folder)
 
     def _statistics_batches(self):

@@ -28,12 +28,11 @@ WARPED_SHARE = 0.5  # of the pairs; the others are seen as drawn
 def augment(images: dict[str, torch.Tensor], cfg: Augment) -> dict[str, torch.Tensor]:
     """Float batches (B, C, H, W) of the same rows (sketch, target, condition regions), changed
     alike as the recipe's `data.augment` asks."""
+    first = next(iter(images.values()))
     if cfg.hflip:
-        first = next(iter(images.values()))
         mirror = (torch.rand(len(first), device=first.device) < 0.5)[:, None, None, None]
         images = {k: torch.where(mirror, x.flip(-1), x) for k, x in images.items()}
     if cfg.warp > 0:
-        first = next(iter(images.values()))
         grid = warp_grid(first, cfg.warp)
         bent = (torch.rand(len(first), device=first.device) < WARPED_SHARE)[:, None, None, None]
         images = {k: torch.where(bent, F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border",
@@ -50,6 +49,6 @@ def warp_grid(like: torch.Tensor, pixels: float) -> torch.Tensor:
     per_pixel = torch.tensor([2 / max(width - 1, 1), 2 / max(height - 1, 1)], device=device)  # (x, y) units
     control = torch.randn(batch, 2, WARP_CONTROL_POINTS, WARP_CONTROL_POINTS, device=device) * pixels
     field = F.interpolate(control, size=(height, width), mode="bicubic", align_corners=True)
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, height, device=device), torch.linspace(-1, 1, width, device=device),
-                            indexing="ij")
-    return torch.stack([xs, ys], dim=-1) + field.permute(0, 2, 3, 1) * per_pixel
+    identity = F.affine_grid(torch.eye(2, 3, device=device).expand(batch, 2, 3), [batch, 1, height, width],
+                             align_corners=True)
+    return identity + field.permute(0, 2, 3, 1) * per_pixel
