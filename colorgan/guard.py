@@ -45,8 +45,18 @@ class NonFiniteGuard:
         if self.reduce is not None:
             found = (self.reduce(found) > 0).float()
         self._window = None
-        self._pending.append((step, found, self._last))
+        self.record(step, found, self._last)
         return found
+
+    def record(self, step: int, found: torch.Tensor, losses: torch.Tensor) -> None:
+        """Keep a closed window's flag and losses until the next `read`."""
+        self._pending.append((step, found, losses))
+
+    def take_last(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Withdraw the last record (flag, losses): a captured CUDA graph's step made it without
+        running, and refills those tensors at each replay (`colorgan.graph_step`)."""
+        _, found, losses = self._pending.pop()
+        return found, losses
 
     def read(self) -> list[tuple[int, dict[str, float]]]:
         """The non-finite steps since the last read, with their losses: one device-to-host copy."""

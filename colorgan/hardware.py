@@ -86,6 +86,7 @@ class Precision:
     device: torch.device
     mixed_precision: str  # "bf16" or "no" (fp32)
     reason: str
+    autocast_cache: bool = True  # off for a step captured as a CUDA graph (colorgan.graph_step)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -102,7 +103,7 @@ class Precision:
         """The whole training step (or a forward pass) runs inside this one context."""
         if self.mixed_precision != "bf16":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=self.autocast_cache)
 
     def describe(self) -> str:
         return f"device {self.device}, precision {self.name} ({self.reason})"

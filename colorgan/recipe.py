@@ -110,7 +110,7 @@ class TrainConfig:
     # 0 would scale every gradient to nothing: null is "no clipping"
     grad_clip: Annotated[Union[float, None], POSITIVE] = None
     ema: Annotated[Union[float, None], Range(0, 1, lo_open=True, hi_open=True)] = None
-    compile: Literal[False, True, "reduce-overhead", "auto"] = False
+    compile: Literal[False, True, "reduce-overhead", "graph", "auto"] = False
     channels_last: Literal["auto", True, False] = "auto"
     sync_batchnorm: bool = False
     skip_nonfinite: bool = False

@@ -67,7 +67,8 @@ def loss_names(objective: Objective) -> tuple[str, ...]:
 
 def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Precision,
              grad_clip: float | None, guard: NonFiniteGuard, step: int) -> torch.Tensor:
-    """Losses, backward and, when the accumulation window closes, both optimizer steps.
+    """Losses, backward and, when the accumulation window closes, both optimizer steps (the
+    schedulers are the loop's: a step captured as a CUDA graph must not hold them).
 
     `step` is the optimizer step this micro-batch belongs to (for the guard's record). Returns the
     losses (`loss_names` order) as one detached float tensor, still on the device.
@@ -89,6 +90,4 @@ def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Preci
             if apply:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-    for scheduler in (m.d_scheduler, m.g_scheduler):
-        scheduler.step()  # Accelerate's: counts every micro-batch, steps when the window closes
     return stacked

@@ -13,6 +13,7 @@ rule): losses stay on the device, and the non-finite guard (`colorgan.guard`) is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import signal
@@ -35,6 +36,7 @@ from colorgan.data import load_dataset
 from colorgan.data.device_batches import DeviceBatches, RowNumbers
 from colorgan.ema import EMA
 from colorgan.errors import ColorganError, RecipeError
+from colorgan.graph_step import GraphedStep
 from colorgan.guard import NonFiniteGuard, NonFiniteLoss
 from colorgan.hardware import Precision, compile_mode, memory_format, resolve_device, resolve_precision
 from colorgan.optim import adam, lr_lambda
@@ -129,6 +131,11 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
             raise RecipeError("train.sync_batchnorm: SyncBatchNorm needs GPUs; on the CPU leave it false")
         parts.generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.generator)
         parts.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.discriminator)
+    if compile_mode(t.compile, wanted, state.num_processes) == "graph" and (
+            wanted.type != "cuda" or state.num_processes > 1 or t.grad_accum > 1):
+        raise RecipeError(f"train.compile: graph captures the whole step of one process on a CUDA GPU with "
+                          f"train.grad_accum 1 (here: {wanted.type}, {state.num_processes} process(es), grad_accum "
+                          f"{t.grad_accum}); use auto, reduce-overhead, true or false")
     if len(data.train) < t.batch_size * state.num_processes:
         raise ColorganError(
             f"{data.root}: {len(data.train)} training rows, fewer than one batch "
@@ -207,13 +214,20 @@ class Trainer:
         self.G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
         self.prepared = (G, D)  # what `accumulate` needs (DDP's no_sync), compiled or not
         self.compile = compile_mode(t.compile, device, world)
-        if self.compile:
+        if self.compile in (True, "reduce-overhead"):
             mode = "reduce-overhead" if self.compile == "reduce-overhead" else None  # CUDA graphs
             G, D, D_raw = (torch.compile(m, mode=mode) for m in (G, D, D_raw))
         self.models = StepModels(G, D, D_raw, g_opt, d_opt, g_sched, d_sched, parts.loss, parts.objective)
         self.loss_names = loss_names(parts.objective)
         self.schedule = Schedule.from_recipe(t, validates=len(data.test) > 0)
         self.guard = NonFiniteGuard(self.loss_names, (lambda x: accelerator.reduce(x, "sum")) if world > 1 else None)
+        self.step = self._eager_step
+        if self.compile == "graph":
+            if self.batches.home.type != "cuda":
+                raise RecipeError(f"train.compile: graph needs the training set on the GPU; {len(data.train)} rows "
+                                  "take more than a quarter of its free memory; use auto or reduce-overhead")
+            self.precision = dataclasses.replace(precision, autocast_cache=False)
+            self.step = GraphedStep(self._eager_step, (g_opt, d_opt), self.guard, device)
         self.progress = run_state.Progress()
         accelerator.register_for_checkpointing(self.progress)
         self.ema = EMA(self.G_raw, t.ema) if t.ema is not None else None
@@ -262,14 +276,10 @@ class Trainer:
                     batches = (accelerator.skip_first_batches(self.loader, progress.batches_in_epoch)
                                if progress.batches_in_epoch else self.loader)
                     for rows in batches:
-                        batch = self._batch(rows)
-                        if self.compile == "reduce-overhead":
-                            # A new step: CUDA graph trees may reuse the last step's output memory
-                            # (nothing of it is kept: the losses come back as a fresh stacked tensor).
-                            torch.compiler.cudagraph_mark_step_begin()
                         with accelerator.accumulate(*self.prepared):
-                            losses = gan_step(accelerator, self.models, batch, self.precision, t.grad_clip,
-                                              self.guard, progress.step + 1)
+                            losses = self.step(rows, progress.step + 1)
+                            for scheduler in (self.models.d_scheduler, self.models.g_scheduler):
+                                scheduler.step()  # Accelerate's: counts micro-batches, steps when the window closes
                         progress.batches_in_epoch += 1
                         if not accelerator.sync_gradients:
                             continue
@@ -315,6 +325,16 @@ class Trainer:
         accelerator.wait_for_everyone()
         accelerator.end_training()
         return TrainResult(self.run, progress.step, model, exit_code)
+
+    def _eager_step(self, rows: torch.Tensor, step: int) -> torch.Tensor:
+        """One micro-batch of optimizer step `step` (`gan_step`): its losses, on the device."""
+        batch = self._batch(rows)
+        if self.compile == "reduce-overhead":
+            # A new step: CUDA graph trees may reuse the last step's output memory
+            # (nothing of it is kept: the losses come back as a fresh stacked tensor).
+            torch.compiler.cudagraph_mark_step_begin()
+        return gan_step(self.accelerator, self.models, batch, self.precision, self.recipe.train.grad_clip,
+                        self.guard, step)
 
     def _batch(self, rows: torch.Tensor, augmented: bool = True) -> dict[str, torch.Tensor]:
         """The rows' images gathered on the device, in the models' memory layout."""

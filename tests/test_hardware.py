@@ -85,4 +85,21 @@ def test_compile_auto_is_cuda_graphs_for_one_gpu_process_only():
     assert hardware.compile_mode("auto", cuda) == "reduce-overhead"
     assert hardware.compile_mode("auto", cuda, world=2) is False
     assert hardware.compile_mode("auto", CPU) is False
-    assert [hardware.compile_mode(c, CPU) for c in (False, True, "reduce-overhead")] == [False, True, "reduce-overhead"]
+    assert [hardware.compile_mode(c, CPU) for c in (False, True, "reduce-overhead", "graph")] == [
+        False, True, "reduce-overhead", "graph"]
+
+
+def test_a_whole_step_graph_on_the_cpu_is_one_line_and_writes_nothing(tmp_path, tiny_recipe, write_recipe):
+    """`train.compile: graph` is a CUDA graph of one process's step: refused before the run folder
+    exists on the CPU (the GPU tests in tests/test_gpu.py train with it)."""
+    from click.testing import CliRunner
+
+    from colorgan.cli import cli
+
+    tiny_recipe["train"]["compile"] = "graph"
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", str(write_recipe(tiny_recipe)), "--out", str(run)])
+    assert result.exit_code == 2
+    assert "train.compile: graph captures the whole step of one process on a CUDA GPU" in result.output
+    assert "(here: cpu, 1 process(es), grad_accum 1); use auto" in result.output
+    assert not run.exists()

@@ -33,7 +33,7 @@ def test_defaults_and_types(tmp_path):
         ("generator: {depth: 6}", "generator.type: missing"),
         ("data: 3", "data: expected a mapping, got 3"),
         ("- a\n- b", "expected a mapping at the top level"),
-        ("train: {compile: maybe}", "train.compile: expected one of false, true, 'reduce-overhead', 'auto', got 'maybe'"),
+        ("train: {compile: maybe}", "train.compile: expected one of false, true, 'reduce-overhead', 'graph', 'auto', got 'maybe'"),
         ("data: {holdout: {kind: half}}", "data.holdout.kind: expected one of 'auto'"),
         ("name: [1]", "name: expected a string, got a list of 1"),
     ],

@@ -63,7 +63,7 @@ class DeviceBatches:
             tensors["regions"] = condition_regions(rows)
         size = sum(t.numel() * t.element_size() for t in tensors.values())
         home = device if device.type == "cpu" or size < torch.cuda.mem_get_info(device)[0] / 4 else torch.device("cpu")
-        self.device, self.changes = device, changes or Augment()
+        self.device, self.home, self.changes = device, home, changes or Augment()
         self.tensors = {k: (t.to(home) if home.type != "cpu" or device.type == "cpu" else t.pin_memory())
                         for k, t in tensors.items()}
 
