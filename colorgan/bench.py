@@ -223,7 +223,7 @@ def speed(recipe: Recipe, steps: int = 60, repeats: int = 5,
     result = {
         "device": describe_device(device),
         "precision": precision.name,
-        "compile": compile_mode(recipe.train.compile, device),
+        "compile": compile_mode(recipe.train.compile, device, 1, recipe.train.grad_accum),
         "train_images_per_s": loop,
         "reference_images_per_s": reference,
         "ratio": statistics.median(rate / plain for rate, plain in pairs),

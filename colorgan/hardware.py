@@ -117,13 +117,17 @@ def memory_format(channels_last: object, device: torch.device) -> torch.memory_f
     return torch.channels_last if on else torch.contiguous_format
 
 
-def compile_mode(compile: object, device: torch.device, world: int = 1) -> object:
-    """`train.compile` resolved: `auto` is `reduce-overhead` (torch.compile with CUDA graphs) for
-    one process on a CUDA GPU, where small batches are launch-bound (the seed net at batch 1 on an
-    H100: 133 steps/s against 51 eager, for a 36 s compile), and off elsewhere: on the CPU the
-    kernels, not launches, take the time, and several processes under graphs were not measured."""
+def compile_mode(compile: object, device: torch.device, world: int = 1, grad_accum: int = 1) -> object:
+    """`train.compile` resolved. `auto` is `graph` (the whole step as one CUDA graph,
+    colorgan.graph_step) for one process on a CUDA GPU without gradient accumulation — small batches
+    are launch-bound there (H100, the seed net at batch 1: 258 img/s against 54 eager, and 133 with
+    torch.compile's graphs of each model after a 36 s compile) — `reduce-overhead` for one process
+    that accumulates, and off elsewhere: on the CPU the kernels, not the launches, take the time, and
+    several processes under graphs were not measured."""
     if compile == "auto":
-        return "reduce-overhead" if device.type == "cuda" and world == 1 else False
+        if device.type != "cuda" or world > 1:
+            return False
+        return "graph" if grad_accum == 1 else "reduce-overhead"
     return compile
 
 

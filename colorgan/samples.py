@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
+from colorgan.data.images import to_pil
 from colorgan.data.schema import ConditionSchema
 
 
@@ -53,12 +54,11 @@ def render(generator, samples: SampleSet, device) -> Image.Image:
     encoded = generator.encode(samples.conditions).to(device)
     images, _ = generator(samples.sketches.to(device), encoded)
     generator.train(was_training)
-    images = images[:, :3].float().cpu()
-    sketches = samples.sketches[:, :1].expand(-1, 3, -1, -1).float()
+    images = images[:, :3].float()
+    sketches = samples.sketches[:, :1].expand(-1, 3, -1, -1).float().to(device)
     tiles = []
     for r in range(samples.rows):
         tiles.append(sketches[r * samples.cols])
         tiles.extend(images[r * samples.cols:(r + 1) * samples.cols])
-    grid = make_grid(torch.stack(tiles), nrow=samples.cols + 1, padding=2, pad_value=1.0)
-    array = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(array)
+    # Laid out on the device; only the finished sheet, as bytes, comes to the host.
+    return to_pil(make_grid(torch.stack(tiles), nrow=samples.cols + 1, padding=2, pad_value=1.0))

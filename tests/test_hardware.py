@@ -80,9 +80,10 @@ def test_run_json_records_the_resolved_precision(tmp_path, tiny_recipe):
     assert info["compile"] is False  # auto: CUDA graphs on one GPU only
 
 
-def test_compile_auto_is_cuda_graphs_for_one_gpu_process_only():
+def test_compile_auto_is_a_cuda_graph_for_one_gpu_process_only():
     cuda = torch.device("cuda")
-    assert hardware.compile_mode("auto", cuda) == "reduce-overhead"
+    assert hardware.compile_mode("auto", cuda) == "graph"
+    assert hardware.compile_mode("auto", cuda, grad_accum=2) == "reduce-overhead"
     assert hardware.compile_mode("auto", cuda, world=2) is False
     assert hardware.compile_mode("auto", CPU) is False
     assert [hardware.compile_mode(c, CPU) for c in (False, True, "reduce-overhead", "graph")] == [

@@ -46,9 +46,10 @@ def warp_grid(like: torch.Tensor, pixels: float) -> torch.Tensor:
     field whose displacements at the control points have standard deviation `pixels`."""
     batch, _, height, width = like.shape
     device = like.device
-    per_pixel = torch.tensor([2 / max(width - 1, 1), 2 / max(height - 1, 1)], device=device)  # (x, y) units
     control = torch.randn(batch, 2, WARP_CONTROL_POINTS, WARP_CONTROL_POINTS, device=device) * pixels
     field = F.interpolate(control, size=(height, width), mode="bicubic", align_corners=True)
+    # Pixels -> grid units per axis with Python numbers: a host tensor could not enter a CUDA graph.
+    field = torch.stack([field[:, 0] * (2 / max(width - 1, 1)), field[:, 1] * (2 / max(height - 1, 1))], dim=-1)
     identity = F.affine_grid(torch.eye(2, 3, device=device).expand(batch, 2, 3), [batch, 1, height, width],
                              align_corners=True)
-    return identity + field.permute(0, 2, 3, 1) * per_pixel
+    return identity + field

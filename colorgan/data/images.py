@@ -157,7 +157,8 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     """Inverse of `to_tensor` for a [-1, 1] (C, H, W) tensor with 1, 3 or 4 channels."""
     if tensor.dim() != 3 or tensor.shape[0] not in (1, 3, 4):
         raise ValueError(f"to_pil expects a (1|3|4, H, W) tensor, got shape {tuple(tensor.shape)}")
-    array = ((tensor.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    # Quantised where the tensor is: a GPU sends a quarter of the bytes a float copy would.
+    array = ((tensor.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[array.shape[0]]
     return Image.fromarray(array[0] if mode == "L" else array.transpose(1, 2, 0), mode)
 
