@@ -74,6 +74,7 @@ class Augment:
 
     hflip: bool = False  # mirror each training image (sketch and target together) with probability 1/2
     warp: Annotated[float, Range(0, 16)] = 0.0  # px: bend half the training pairs by a smooth random warp; 0 = off
+    rotate: Annotated[float, Range(0, 45)] = 0.0  # degrees: turn the bent half by up to this much about the centre
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""`data.augment.warp`: a smooth random bend of half the training pairs, the same for sketch,
-target and condition regions (that a warped run resumes exactly: tests/test_device_batches.py)."""
+"""`data.augment.warp` and `rotate`: a smooth random bend and a turn of half the training pairs,
+the same for sketch, target and condition regions (that such a run resumes exactly:
+tests/test_device_batches.py)."""
 
 import copy
 
@@ -45,19 +46,36 @@ def test_the_warp_is_smooth_and_as_large_as_asked():
     assert torch.equal(warp_grid(like[:2], 0.0), torch.stack([xs, ys], dim=-1).expand(2, -1, -1, -1))  # 0: no bend
 
 
-def test_zero_warp_changes_nothing_and_draws_nothing():
+def test_rotate_turns_each_row_about_the_centre_by_at_most_the_asked_angle():
+    like = torch.zeros(32, 1, 64, 64)
+    torch.manual_seed(0)
+    grid = warp_grid(like, 0.0, 10.0)  # no bend: a pure turn per row
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    base = torch.stack([xs, ys], dim=-1).reshape(-1, 2)
+    angles = []
+    for row in grid.reshape(32, -1, 2):
+        matrix = torch.linalg.lstsq(base, row).solution  # row = base @ matrix: linear, no shift
+        assert torch.allclose(base @ matrix, row, atol=1e-5)
+        assert torch.allclose(matrix.T @ matrix, torch.eye(2), atol=1e-5) and float(torch.det(matrix)) > 0
+        angles.append(float(torch.rad2deg(torch.atan2(matrix[0, 1], matrix[0, 0]))))
+    assert max(abs(a) for a in angles) <= 10 + 1e-4 and max(angles) - min(angles) > 10  # spread over ±10°
+
+
+def test_zero_warp_and_turn_change_nothing_and_draw_nothing():
     x = torch.rand(4, 1, 16, 16)
     state = torch.get_rng_state()
-    out = augment({"sketch": x}, Augment(warp=0.0))
+    out = augment({"sketch": x}, Augment(warp=0.0, rotate=0.0))
     assert torch.equal(out["sketch"], x) and torch.equal(torch.get_rng_state(), state)
 
 
-@pytest.mark.parametrize("value", ["-1", "17", ".nan", "wide"])
-def test_a_warp_out_of_range_is_one_line_naming_the_key(tmp_path, write_recipe, value):
+@pytest.mark.parametrize("key, value, bound", [("warp", "-1", "16"), ("warp", "17", "16"), ("warp", ".nan", "16"),
+                                               ("warp", "wide", "number"), ("rotate", "46", "45"),
+                                               ("rotate", "-5", "45")])
+def test_a_warp_or_turn_out_of_range_is_one_line_naming_the_key(tmp_path, write_recipe, key, value, bound):
     path = write_recipe(copy.deepcopy(TINY))
     result = CliRunner().invoke(cli, ["train", str(path), "--out", str(tmp_path / "run"),
-                                      "-o", f"data.augment.warp={value}"])
+                                      "-o", f"data.augment.{key}={value}"])
     assert result.exit_code == 2
     line = result.output.strip().splitlines()[-1]
-    assert "data.augment.warp" in line and ("16" in line or "number" in line), line
+    assert f"data.augment.{key}" in line and (bound in line or "number" in line), line
     assert not (tmp_path / "run").exists()

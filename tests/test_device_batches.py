@@ -46,7 +46,7 @@ def test_hflip_mirrors_sketch_and_target_together():
     assert torch.equal(flipped["cond"], plain["cond"])
 
 
-@pytest.mark.parametrize("changes", [{"hflip": True}, {"hflip": True, "warp": 2.0}])
+@pytest.mark.parametrize("changes", [{"hflip": True}, {"hflip": True, "warp": 2.0, "rotate": 10.0}])
 def test_augmented_runs_resume_exactly(tmp_path, changes):
     tiny = copy.deepcopy(TINY)
     tiny["data"]["augment"] = changes
