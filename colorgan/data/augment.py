@@ -13,7 +13,9 @@ jitter of the sketch) lost on its unseen characters and is not offered (README, 
 `rotate` turns the same half about the image centre by a uniform angle of up to that many degrees
 either way (it too keeps the character centred and its size).
 
-Every draw comes from the device's RNG, which checkpoints save, so a resumed run stays exact.
+Every draw comes from the device's RNG, which checkpoints save, so a resumed run stays exact. The
+grid is built for every row and used where a row was drawn to change: picking the rows out first
+would need their number on the host, a wait for the device at every step (and no CUDA graph).
 """
 
 from __future__ import annotations
