@@ -5,7 +5,7 @@ kernels from Python for a few milliseconds of GPU work (H100: 51 steps/s; torch.
 graphs of each model, `reduce-overhead`, 133 steps/s after a 36 s compile). Captured whole —
 gather and augmentation, both forwards and backwards, the non-finite guard and both fused Adam
 updates — a step is one graph launch and needs no compiler (PyTorch's "whole-network capture",
-torch.cuda.graph).
+torch.cuda.graph): 258 steps/s on that H100, the seed recipe's 50 epochs in about a minute.
 
 What makes the step capturable:
 - the rows arrive in one static device tensor, copied in before each replay;
