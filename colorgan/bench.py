@@ -121,7 +121,7 @@ def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], N
     g_opt = adam(G.parameters(), recipe.optimizer, recipe.optimizer.lr, device)
     d_opt = adam(D.parameters(), recipe.optimizer, recipe.optimizer.d_lr or recipe.optimizer.lr, device)
     # The same losses as training's step (one function), on the plain modules: no DDP, no wrappers.
-    models = StepModels(G, D, D, g_opt, d_opt, None, None, parts.loss, parts.objective)
+    models = StepModels(G, D, D, g_opt, d_opt, parts.loss, parts.objective)
 
     def step() -> None:
         with precision.autocast():

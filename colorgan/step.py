@@ -37,8 +37,6 @@ class StepModels:
     frozen_discriminator: Any  # the same discriminator, unwrapped
     g_optimizer: Any
     d_optimizer: Any
-    g_scheduler: Any
-    d_scheduler: Any
     loss: Any                  # the adversarial loss (d_loss / g_loss on logits)
     objective: Objective       # the generator's weighted terms
 

@@ -222,7 +222,8 @@ class Trainer:
         if self.compile in (True, "reduce-overhead"):
             mode = "reduce-overhead" if self.compile == "reduce-overhead" else None  # CUDA graphs
             G, D, D_raw = (torch.compile(m, mode=mode) for m in (G, D, D_raw))
-        self.models = StepModels(G, D, D_raw, g_opt, d_opt, g_sched, d_sched, parts.loss, parts.objective)
+        self.models = StepModels(G, D, D_raw, g_opt, d_opt, parts.loss, parts.objective)
+        self.schedulers = {"d": d_sched, "g": g_sched}  # stepped by the loop, outside the (maybe graphed) step
         self.loss_names = loss_names(parts.objective)
         self.schedule = Schedule.from_recipe(t, validates=len(data.test) > 0)
         self.guard = NonFiniteGuard(self.loss_names, (lambda x: accelerator.reduce(x, "sum")) if world > 1 else None)
@@ -280,7 +281,7 @@ class Trainer:
                     for rows in batches:
                         with accelerator.accumulate(*self.prepared):
                             losses = self.step(rows, progress.step + 1)
-                            for scheduler in (self.models.d_scheduler, self.models.g_scheduler):
+                            for scheduler in self.schedulers.values():
                                 scheduler.step()  # Accelerate's: counts micro-batches, steps when the window closes
                         progress.batches_in_epoch += 1
                         if not accelerator.sync_gradients:
@@ -376,7 +377,7 @@ class Trainer:
         t = self.recipe.train
         images = (step - last_step) * t.batch_size * t.grad_accum * self.world
         values = dict(zip(self.loss_names, losses.float().cpu().tolist()))
-        values.update(epoch=self.progress.epoch, lr=self.models.g_scheduler.get_last_lr()[0],
+        values.update(epoch=self.progress.epoch, lr=self.schedulers["g"].get_last_lr()[0],
                       world_size=self.world, images_per_s=images / max(now - last_time, 1e-9))
         self.accelerator.log(values, step=step)
         self.bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}",
