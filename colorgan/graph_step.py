@@ -47,16 +47,16 @@ class GraphedStep:
         self.run_step, self.guard, self.device = run_step, guard, device
         self.optimizers = [torch_optimizer(o) for o in optimizers]
         self.warmed = 0
+        self.side = torch.cuda.Stream(device)  # where the warm-up steps run
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def __call__(self, rows: torch.Tensor, step: int) -> torch.Tensor:
         if self.graph is None and self.warmed < WARMUP_STEPS:
             self.warmed += 1
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
+            self.side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self.side):
                 losses = self.run_step(rows, step)
-            torch.cuda.current_stream(self.device).wait_stream(side)
+            torch.cuda.current_stream(self.device).wait_stream(self.side)
             return losses
         if self.graph is None:
             self._capture(rows, step)

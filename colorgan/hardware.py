@@ -117,17 +117,25 @@ def memory_format(channels_last: object, device: torch.device) -> torch.memory_f
     return torch.channels_last if on else torch.contiguous_format
 
 
+def graph_obstacle(device: torch.device, world: int, grad_accum: int) -> str | None:
+    """Why the whole step cannot be captured as one CUDA graph here (`compile: graph`), or None: it
+    takes one process on a CUDA GPU that steps its optimizers at every micro-batch."""
+    if device.type != "cuda" or world > 1 or grad_accum > 1:
+        return f"here: {device.type}, {world} process(es), grad_accum {grad_accum}"
+    return None
+
+
 def compile_mode(compile: object, device: torch.device, world: int = 1, grad_accum: int = 1) -> object:
     """`train.compile` resolved. `auto` is `graph` (the whole step as one CUDA graph,
-    colorgan.graph_step) for one process on a CUDA GPU without gradient accumulation — small batches
-    are launch-bound there (H100, the seed net at batch 1: 258 img/s against 54 eager, and 133 with
-    torch.compile's graphs of each model after a 36 s compile) — `reduce-overhead` for one process
-    that accumulates, and off elsewhere: on the CPU the kernels, not the launches, take the time, and
+    colorgan.graph_step) wherever `graph_obstacle` finds none — small batches are launch-bound on a
+    GPU (H100, the seed net at batch 1: 258 img/s against 54 eager, and 133 with torch.compile's
+    graphs of each model after a 36 s compile) — `reduce-overhead` for one GPU process that
+    accumulates, and off elsewhere: on the CPU the kernels, not the launches, take the time, and
     several processes under graphs were not measured."""
     if compile == "auto":
         if device.type != "cuda" or world > 1:
             return False
-        return "graph" if grad_accum == 1 else "reduce-overhead"
+        return "reduce-overhead" if graph_obstacle(device, world, grad_accum) else "graph"
     return compile
 
 

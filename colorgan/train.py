@@ -38,7 +38,8 @@ from colorgan.ema import EMA
 from colorgan.errors import ColorganError, RecipeError
 from colorgan.graph_step import GraphedStep
 from colorgan.guard import NonFiniteGuard, NonFiniteLoss
-from colorgan.hardware import Precision, compile_mode, memory_format, resolve_device, resolve_precision
+from colorgan.hardware import (Precision, compile_mode, graph_obstacle, memory_format, resolve_device,
+                               resolve_precision)
 from colorgan.optim import adam, lr_lambda
 from colorgan.recipe import Recipe, check_against_schema, validate
 from colorgan.samples import pick_samples, render
@@ -131,11 +132,9 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
             raise RecipeError("train.sync_batchnorm: SyncBatchNorm needs GPUs; on the CPU leave it false")
         parts.generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.generator)
         parts.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.discriminator)
-    if compile_mode(t.compile, wanted, state.num_processes, t.grad_accum) == "graph" and (
-            wanted.type != "cuda" or state.num_processes > 1 or t.grad_accum > 1):
+    if t.compile == "graph" and (why := graph_obstacle(wanted, state.num_processes, t.grad_accum)):
         raise RecipeError(f"train.compile: graph captures the whole step of one process on a CUDA GPU with "
-                          f"train.grad_accum 1 (here: {wanted.type}, {state.num_processes} process(es), grad_accum "
-                          f"{t.grad_accum}); use auto, reduce-overhead, true or false")
+                          f"train.grad_accum 1 ({why}); use auto, reduce-overhead, true or false")
     if len(data.train) < t.batch_size * state.num_processes:
         raise ColorganError(
             f"{data.root}: {len(data.train)} training rows, fewer than one batch "

@@ -84,6 +84,9 @@ def test_compile_auto_is_a_cuda_graph_for_one_gpu_process_only():
     cuda = torch.device("cuda")
     assert hardware.compile_mode("auto", cuda) == "graph"
     assert hardware.compile_mode("auto", cuda, grad_accum=2) == "reduce-overhead"
+    assert hardware.graph_obstacle(cuda, 1, 1) is None
+    assert hardware.graph_obstacle(cuda, 2, 1) == "here: cuda, 2 process(es), grad_accum 1"
+    assert hardware.graph_obstacle(CPU, 1, 4) == "here: cpu, 1 process(es), grad_accum 4"
     assert hardware.compile_mode("auto", cuda, world=2) is False
     assert hardware.compile_mode("auto", CPU) is False
     assert [hardware.compile_mode(c, CPU) for c in (False, True, "reduce-overhead", "graph")] == [
