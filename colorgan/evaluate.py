@@ -13,6 +13,7 @@ row's sketch (`character_dataset`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -92,12 +93,19 @@ def generate_records(generator, dataset, device, batch_size: int = 32) -> list[d
 def evaluate_generator(generator, dataset, device, attributes: Sequence[str],
                        references: metrics.References | Mapping[str, Mapping[ValueKey, Any]] | None = None,
                        batch_size: int = 32, per_character: bool = False) -> dict[str, Any]:
-    """The shared core: generate for every row of `dataset`, score with `metrics.evaluate_images`.
+    """The shared core: generate for every row of `dataset`, score with `score_records`."""
+    return score_records(generate_records(generator, dataset, device, batch_size), attributes, references,
+                         per_character, device)
+
+
+def score_records(records: list[dict[str, Any]], attributes: Sequence[str],
+                  references: metrics.References | Mapping[str, Mapping[ValueKey, Any]] | None = None,
+                  per_character: bool = False, device=None) -> dict[str, Any]:
+    """`metrics.evaluate_images` over `generate_records`' records.
 
     `per_character` adds `"characters"`: each character's own scores, worst PSNR first, so the
     characters a model fails on stand at the top (`colorgan evaluate --per-character`).
     """
-    records = generate_records(generator, dataset, device, batch_size)
     if per_character and not isinstance(references, metrics.References):  # built once, not per character
         references = metrics.References.build(metrics.ground_truth(records, list(attributes), references),
                                               list(attributes), device=device)
@@ -130,25 +138,26 @@ def flatten(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 # --- evaluating a model file ----------------------------------------------------------------
 
 
-def evaluate(model: Any, data_path: str | Path | None = None, split: str = "test",
-             device: str | torch.device | None = None, batch_size: int = 32,
-             per_character: bool = False) -> dict[str, Any]:
-    """Score a model (path or `Colorizer`) on a dataset with ground truth.
+@dataclass
+class EvaluationSet:
+    """What `evaluate` scores: the split's rows (`rows`, a Subset of a ColorDataset) and the
+    references built from every row of their characters."""
 
-    `split="test"` / `"train"`: the split the model's recipe made (same holdout, same seed) of
-    the recipe's dataset, or of `data_path` if given. `"all"`: every row of the dataset (e.g. one
-    the model never saw). Returns `{"psnr", "ssim", "l1", "condition_error": {attr: ΔE00},
-    "condition_accuracy": {attr: share}, "n"}` (see `metrics.evaluate_images`), plus
-    `"characters"` with `per_character` (see `evaluate_generator`).
-    """
+    rows: Subset
+    references: metrics.References
+    attributes: list[str]
+
+
+def evaluation_set(colorizer, data_path: str | Path | None = None, split: str = "test",
+                   if_empty: str = "use --split all") -> EvaluationSet:
+    """The rows `evaluate` scores for `colorizer` (see there), decoded as its recipe says; a split
+    with no rows is a `DataError` that ends with `if_empty` (what the caller advises)."""
     from colorgan.data import resolve_data_path
     from colorgan.data.metadata import read_metadata
     from colorgan.data.splits import split_frame
-    from colorgan.inference import Colorizer
 
     if split not in SPLITS:
         raise ColorganError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
-    colorizer = model if isinstance(model, Colorizer) else Colorizer.load(model, device)
     recipe, cfg = colorizer.recipe, colorizer.recipe.data
     root = Path(data_path).expanduser() if data_path is not None else resolve_data_path(cfg)
     frame, schema = read_metadata(root)
@@ -162,16 +171,34 @@ def evaluate(model: Any, data_path: str | Path | None = None, split: str = "test
         train_rows, test_rows = split_frame(frame, schema, cfg.holdout, recipe.seed)
         rows = test_rows if split == "test" else train_rows
         if not rows:
-            raise DataError(f"{root}: the model's recipe (holdout {cfg.holdout.kind}) leaves no {split} rows; "
-                            "use --split all")
+            raise DataError(f"{root}: the model's recipe (data.holdout: {cfg.holdout.kind}) leaves no {split} rows; "
+                            f"{if_empty}")
     attrs = schema.names
     conditions = frame[attrs].iloc[rows].drop_duplicates()
     colorizer.encode([dict(zip(attrs, v)) for v in conditions.itertuples(index=False, name=None)])
     dataset = character_dataset(root, frame, schema, rows, cfg)
     wanted = set(rows)
     subset = Subset(dataset, [p for p, idx in enumerate(dataset.indices) if idx in wanted])
-    return evaluate_generator(colorizer.generator, subset, colorizer.device, attrs,
-                              references_of(dataset, attrs, colorizer.device), batch_size, per_character)
+    return EvaluationSet(subset, references_of(dataset, attrs, colorizer.device), list(attrs))
+
+
+def evaluate(model: Any, data_path: str | Path | None = None, split: str = "test",
+             device: str | torch.device | None = None, batch_size: int = 32,
+             per_character: bool = False) -> dict[str, Any]:
+    """Score a model (path or `Colorizer`) on a dataset with ground truth.
+
+    `split="test"` / `"train"`: the split the model's recipe made (same holdout, same seed) of
+    the recipe's dataset, or of `data_path` if given. `"all"`: every row of the dataset (e.g. one
+    the model never saw). Returns `{"psnr", "ssim", "l1", "condition_error": {attr: ΔE00},
+    "condition_accuracy": {attr: share}, "n"}` (see `metrics.evaluate_images`), plus
+    `"characters"` with `per_character` (see `score_records`).
+    """
+    from colorgan.inference import Colorizer
+
+    colorizer = model if isinstance(model, Colorizer) else Colorizer.load(model, device)
+    chosen = evaluation_set(colorizer, data_path, split)
+    return evaluate_generator(colorizer.generator, chosen.rows, colorizer.device, chosen.attributes,
+                              chosen.references, batch_size, per_character)
 
 
 def format_score(value: Any, digits: int = 3) -> str:

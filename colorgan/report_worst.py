@@ -2,9 +2,9 @@
 
 A module of its own because, unlike the rest of the report (which reads only metrics.jsonl and
 samples/), it needs the run's model and dataset. It writes no scoring and no generation of its own:
-the ranking and the numbers are `evaluate.evaluate(model, per_character=True)`'s (what `colorgan
-evaluate --per-character` prints), and the images shown come from `evaluate.generate_records` on
-`evaluate.character_dataset` rows.
+the rows are `evaluate.evaluation_set`'s, generated once by `evaluate.generate_records`, and the
+ranking and the numbers are `evaluate.score_records`' (what `colorgan evaluate --per-character`
+prints); the images shown are some of those same records.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from colorgan.errors import ColorganError
-from colorgan.evaluate import format_score, character_dataset, evaluate, generate_records
+from colorgan.evaluate import evaluation_set, format_score, generate_records, score_records
 from colorgan.report import evenly
 
 SHOWN = 4  # held-out rows shown per character, spread over its condition values
@@ -36,10 +36,7 @@ class Worst:
 
 def worst_characters(run: Path, count: int) -> list[Worst]:
     """The `count` worst characters of RUN's held-out split (worst PSNR first), scored with
-    RUN/model.safetensors, each with up to SHOWN of its held-out rows generated."""
-    from colorgan.data import resolve_data_path
-    from colorgan.data.metadata import read_metadata
-    from colorgan.data.splits import split_frame
+    RUN/model.safetensors, each with up to SHOWN of its held-out rows, spread over its conditions."""
     from colorgan.inference import Colorizer
 
     model = run / "model.safetensors"
@@ -47,29 +44,16 @@ def worst_characters(run: Path, count: int) -> list[Worst]:
         raise ColorganError(f"{run}: no model.safetensors (training has not finished), so --worst has no model "
                             "to score")
     colorizer = Colorizer.load(model)
-    cfg = colorizer.recipe.data
-    root = resolve_data_path(cfg)
-    frame, schema = read_metadata(root)
-    _, held = split_frame(frame, schema, cfg.holdout, colorizer.recipe.seed)
-    if not held:
-        raise ColorganError(f"{run}: the run has no held-out split (data.holdout: {cfg.holdout.kind}), so "
-                            "--worst has no held-out characters to rank")
-    ranked = evaluate(colorizer, per_character=True)["characters"][:count]
-    attrs = schema.names
-    rows = []
-    for scores in ranked:
-        mine = sorted((r for r in held if frame["input"].iloc[r] == scores["character"]),
-                      key=lambda r: tuple(str(v) for v in frame[attrs].iloc[r]))
-        rows += evenly(mine, SHOWN)
-    # every row given shares its sketch with a row given, so this is exactly those rows
-    dataset = character_dataset(root, frame.iloc[rows], schema, range(len(rows)), cfg)
-    records = generate_records(colorizer.generator, dataset, colorizer.device)
-    sketches = {pair[0]: dataset[i]["sketch"] for i, pair in enumerate(dataset.pairs)}
+    held = evaluation_set(colorizer, if_empty=f"so --worst has no held-out characters of {run} to rank")
+    records = generate_records(colorizer.generator, held.rows, colorizer.device)
+    ranked = score_records(records, held.attributes, held.references, per_character=True)["characters"][:count]
     worst = []
     for scores in ranked:
-        sketch = (sketches[scores["character"]].clamp(-1, 1) + 1) / 2
-        shown = [(r["conditions"], r["pred"].cpu().numpy(), r["target"].cpu().numpy())
-                 for r in records if r["character"] == scores["character"]]
+        mine = sorted((i for i, r in enumerate(records) if r["character"] == scores["character"]),
+                      key=lambda i: tuple(str(records[i]["conditions"][a]) for a in held.attributes))
+        sketch = (held.rows[mine[0]]["sketch"].clamp(-1, 1) + 1) / 2  # records follow the rows' order
+        shown = [(records[i]["conditions"], records[i]["pred"].cpu().numpy(), records[i]["target"].cpu().numpy())
+                 for i in evenly(mine, SHOWN)]
         worst.append(Worst(scores, sketch[0].numpy() if len(sketch) == 1 else sketch[:3].permute(1, 2, 0).numpy(),
                            shown))
     return worst
