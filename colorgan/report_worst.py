@@ -44,7 +44,7 @@ def worst_characters(run: Path, count: int) -> list[Worst]:
         raise ColorganError(f"{run}: no model.safetensors (training has not finished), so --worst has no model "
                             "to score")
     colorizer = Colorizer.load(model)
-    held = evaluation_set(colorizer, if_empty=f"so --worst has no held-out characters of {run} to rank")
+    held = evaluation_set(colorizer, if_empty=f"--worst has no held-out characters of {run} to rank")
     records = generate_records(colorizer.generator, held.rows, colorizer.device)
     ranked = score_records(records, held.attributes, held.references, per_character=True)["characters"][:count]
     worst = []

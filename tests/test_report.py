@@ -146,7 +146,7 @@ def test_cli_report_worst_without_a_model_is_one_line(run, tmp_path):
 def test_report_worst_without_a_held_out_split_is_one_line(tmp_path_factory):
     run = _train(tmp_path_factory, data={"holdout": "none"},
                  train={"max_steps": 1, "log_every": 1, "sample_every": 1, "eval_every": 1, "checkpoint_every": 1})
-    with pytest.raises(ColorganError, match=r"\(data.holdout: none\) leaves no test rows; so --worst has no held-out"):
+    with pytest.raises(ColorganError, match=r"\(data.holdout: none\) leaves no test rows; --worst has no held-out"):
         make_report(run, worst=1)
     result = CliRunner().invoke(cli, ["report", str(run), "--worst", "1"])
     assert result.exit_code == 2 and "(data.holdout: none) leaves no test rows" in result.output
