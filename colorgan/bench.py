@@ -23,6 +23,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from colorgan import run_state
 from colorgan.hardware import Precision, bf16_is_native, compile_mode, memory_format, resolve_device, resolve_precision
 from colorgan.recipe import Recipe
 
@@ -252,7 +253,7 @@ def quality(recipe: Recipe, minutes: float, out: Path | None = None,
         started = time.perf_counter()
         result = train(recipe, out=run, time_limit=minutes * 60, device=device)
         elapsed = (time.perf_counter() - started) / 60
-        world = json.loads((run / "run.json").read_text())["world_size"]
+        world = run_state.read_run_info(run)["world_size"]
         scores = evaluate(result.model, split="test", device=device)
     scores.update(steps=result.step, minutes=elapsed,
                   images_seen=result.step * recipe.train.batch_size * recipe.train.grad_accum * world)

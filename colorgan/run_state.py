@@ -275,6 +275,15 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
+def read_run_info(run: Path) -> dict[str, Any]:
+    """The run's `run.json` (world size, device, precision, ...), or {} where there is none yet or
+    it cannot be read: nothing of a run depends on it but what it records of itself."""
+    try:
+        return json.loads((run / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def truncate_metrics(path: Path, step: int) -> None:
     """Drop metrics.jsonl records after `step`: a resumed run logs those steps again."""
     if not path.is_file():

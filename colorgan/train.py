@@ -38,7 +38,7 @@ from colorgan.ema import EMA
 from colorgan.errors import ColorganError, RecipeError
 from colorgan.graph_step import GraphedStep
 from colorgan.guard import NonFiniteGuard, NonFiniteLoss
-from colorgan.hardware import (Precision, compile_mode, graph_obstacle, memory_format, resolve_device,
+from colorgan.hardware import (Precision, auto_precision, compile_mode, graph_obstacle, memory_format, resolve_device,
                                resolve_precision)
 from colorgan.optim import adam, lr_lambda
 from colorgan.recipe import Recipe, check_against_schema, validate
@@ -145,13 +145,33 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         run_state.create_run_folder(run, recipe, clear=overwrite or resume == "auto")
     state.wait_for_everyone()
     accelerator = _accelerator(recipe, run, wanted)
-    precision = resolve_precision(t.mixed_precision, accelerator.device)
+    precision = resolve_precision(t.mixed_precision, accelerator.device,
+                                  _agreed_auto(t.mixed_precision, accelerator, run, resume_from))
     accelerator.print(f"colorgan: {precision.describe()}", file=sys.stderr)
     trainer = Trainer(recipe, run, accelerator, precision, data, parts, after_log)
     if resume_from is not None:
         trainer.resume(resume_from)
     trainer.write_run_info(resume_from)
     return trainer.fit(stop_at, time_limit)
+
+
+def _agreed_auto(requested: str, accelerator: Accelerator, run: Path,
+                 resume_from: Path | None) -> tuple[str, str] | None:
+    """What `auto` is for this run, the same on every rank: what the run chose when it started (a
+    checkpoint continues exactly only in the precision it was made in), else rank 0's measurement
+    (`hardware.auto_precision` times bf16 on the CPU, and ranks must not differ)."""
+    if requested != "auto":
+        return None
+    choice: list[tuple[str, str] | None] = [None]
+    if accelerator.is_main_process:
+        earlier = run_state.read_run_info(run) if resume_from is not None else {}
+        if earlier.get("mixed_precision") in ("bf16", "no"):
+            choice = [(earlier["mixed_precision"], f"auto: as when this run started ({earlier.get('precision_reason')})")]
+        else:
+            choice = [auto_precision(accelerator.device)]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(choice, from_process=0)
+    return choice[0]
 
 
 def _accelerator(recipe: Recipe, run: Path, device: torch.device) -> Accelerator:

@@ -20,11 +20,13 @@ def torchrun(recipe_path, run, *args, nproc=2, timeout=300):
 
 
 def test_two_processes_are_two_ranks(tmp_path, tiny_recipe, write_recipe):
-    tiny_recipe["train"].update(max_steps=4, sample_every=2, checkpoint_every=2)
+    tiny_recipe["train"].update(max_steps=4, sample_every=2, checkpoint_every=2, mixed_precision="auto")
     run = tmp_path / "run"
     result = torchrun(write_recipe(tiny_recipe), run)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((run / "run.json").read_text())["world_size"] == 2
+    info = json.loads((run / "run.json").read_text())
+    assert info["world_size"] == 2 and info["precision_reason"].startswith("auto: ")  # rank 0's, broadcast
+    assert result.stderr.count("colorgan: device cpu") == 1  # printed by the main process
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in records if "d_loss" in r]
     assert steps == [2, 4], "each step must be logged once (by rank 0), not once per rank"

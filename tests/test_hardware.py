@@ -1,5 +1,6 @@
-"""The one device and precision policy: auto picks bf16 only where it is native, an emulated bf16
-warns with its measured cost, devices are checked with one-line errors, and run.json records it."""
+"""The one device and precision policy: auto picks bf16 only where it is native and measured faster,
+an emulated bf16 warns with its measured cost, devices are checked with one-line errors, run.json
+records it, and a resumed run keeps the precision it started with."""
 
 import json
 
@@ -13,13 +14,42 @@ from colorgan.hardware import SlowPrecisionWarning, resolve_device, resolve_prec
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "no")])
-def test_auto_follows_what_torch_reports(monkeypatch, native, expected):
+@pytest.mark.parametrize("native, cost, expected", [(True, 0.55, "bf16"), (True, 1.45, "no"), (True, 0.9, "no"),
+                                                   (False, 0.55, "no")])
+def test_auto_takes_bf16_where_it_is_native_and_measured_faster(monkeypatch, native, cost, expected):
     monkeypatch.setattr(hardware, "bf16_is_native", lambda device: native)
+    monkeypatch.setattr(hardware, "measured_bf16_cost", lambda device: cost)
     precision = resolve_precision("auto", CPU)
     assert precision.mixed_precision == expected
-    assert precision.name == ("bf16" if native else "fp32")
+    assert precision.name == ("bf16" if expected == "bf16" else "fp32")
     assert precision.reason.startswith("auto:")
+    if native:
+        assert f"{cost:.2f}x its fp32 time" in precision.reason
+        assert ("measured slower" in precision.reason) is (expected == "no")
+
+
+def test_the_probe_is_measured_once_per_process_and_device():
+    assert hardware.measured_bf16_cost(CPU) == hardware.measured_bf16_cost(CPU) > 0
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_started_with(monkeypatch, tmp_path, tiny_recipe):
+    """The probe may say otherwise later (another machine, a busy one): the checkpoint continues
+    exactly only in the precision it was made in."""
+    from colorgan import recipe as recipes
+    from colorgan.train import train
+
+    tiny_recipe["train"].update(max_steps=2, mixed_precision="auto")
+    recipe = recipes.from_dict(tiny_recipe)
+    monkeypatch.setattr(hardware, "bf16_is_native", lambda device: True)
+    monkeypatch.setattr(hardware, "measured_bf16_cost", lambda device: 1.45)
+    train(recipe, out=tmp_path / "run", stop_at=1)
+    monkeypatch.setattr(hardware, "measured_bf16_cost", lambda device: 0.55)
+    assert resolve_precision("auto", CPU).mixed_precision == "bf16"
+    train(recipe, out=tmp_path / "run", resume="latest")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["precision"] == "fp32" and info["resumed_from"]
+    assert info["precision_reason"].startswith("auto: as when this run started (auto: bf16 is native here but "
+                                               "measured slower")
 
 
 @pytest.mark.parametrize("units, level, native", [(True, "AVX512", True), (True, "AVX2", False),
@@ -52,6 +82,7 @@ def test_explicit_fp32_never_autocasts():
 
 def test_bf16_autocast_makes_matmuls_bf16(monkeypatch):
     monkeypatch.setattr(hardware, "bf16_is_native", lambda device: True)
+    monkeypatch.setattr(hardware, "measured_bf16_cost", lambda device: 0.5)
     with resolve_precision("auto", CPU).autocast():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
 
@@ -75,7 +106,7 @@ def test_run_json_records_the_resolved_precision(tmp_path, tiny_recipe):
     tiny_recipe["train"].update(max_steps=1, mixed_precision="auto", compile="auto")
     result = train(recipes.from_dict(tiny_recipe), out=tmp_path / "run")
     info = json.loads((result.run / "run.json").read_text())
-    expected = "bf16" if hardware.bf16_is_native(CPU) else "fp32"
+    expected = "bf16" if hardware.auto_precision(CPU)[0] == "bf16" else "fp32"
     assert info["precision"] == expected and info["device"] == "cpu" and info["channels_last"] is False
     assert info["compile"] is False  # auto: CUDA graphs on one GPU only
 
