@@ -38,8 +38,8 @@ from colorgan.ema import EMA
 from colorgan.errors import ColorganError, RecipeError
 from colorgan.graph_step import GraphedStep
 from colorgan.guard import NonFiniteGuard, NonFiniteLoss
-from colorgan.hardware import (Precision, auto_precision, compile_mode, graph_obstacle, memory_format, resolve_device,
-                               resolve_precision)
+from colorgan.hardware import (Precision, auto_precision, compile_mode, graph_obstacle, memory_format,
+                               resolve_device, resolve_precision)
 from colorgan.optim import adam, lr_lambda
 from colorgan.recipe import Recipe, check_against_schema, validate
 from colorgan.samples import pick_samples, render
@@ -50,6 +50,9 @@ from colorgan.validation import lower_is_better, validate_generator
 
 STATISTICS_ROWS = 512
 """Training rows the EMA's BatchNorm statistics are recomputed from (the whole set when smaller)."""
+
+RESUMED_AUTO = "auto: as when this run started"
+"""How run.json names an `auto` precision taken over from the run being resumed."""
 
 
 @dataclass
@@ -166,7 +169,10 @@ def _agreed_auto(requested: str, accelerator: Accelerator, run: Path,
     if accelerator.is_main_process:
         earlier = run_state.read_run_info(run) if resume_from is not None else {}
         if earlier.get("mixed_precision") in ("bf16", "no"):
-            choice = [(earlier["mixed_precision"], f"auto: as when this run started ({earlier.get('precision_reason')})")]
+            reason = earlier.get("precision_reason", "")
+            if not reason.startswith(RESUMED_AUTO):  # a run resumed again keeps its first reason
+                reason = f"{RESUMED_AUTO} ({reason})"
+            choice = [(earlier["mixed_precision"], reason)]
         else:
             choice = [auto_precision(accelerator.device)]
     if accelerator.num_processes > 1:
