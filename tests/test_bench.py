@@ -29,6 +29,8 @@ def test_bench_speed_json_has_every_field(tiny_recipe, write_recipe):
         assert isinstance(data[key], float) and math.isfinite(data[key]) and data[key] > 0, key
     assert data["flops_per_image"] > 1e5  # a U-Net step is at least this much work
     assert data["device"].startswith("cpu ") and "native bf16: " in data["device"]
+    # where the units are there, the bf16 speed that `auto` decides by is named with them
+    assert ("x its fp32 time" in data["device"]) is ("native bf16: yes" in data["device"])
     assert data["precision"] in ("bf16", "fp32")
     assert data["compile"] is False  # the tiny recipe's default; auto is off on the CPU too
     assert data["torch"].split(".")[0].isdigit() and data["threads"] >= 1
