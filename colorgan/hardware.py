@@ -66,7 +66,7 @@ def bf16_is_native(device: torch.device) -> bool:
 BF16_FASTER = 0.9
 """`auto` takes bf16 on a CPU with bf16 units when the probe's bf16 time is below this share of its
 fp32 time: a clear gain, worth bf16's coarser arithmetic (a tie goes to fp32). The kinds measured sit
-far from it: 1.4-1.5 (Xeon, no AMX) and 50-130 (emulated)."""
+far from it: 1.4-1.8 (Xeon, no AMX; 1.8 with one thread) and 50-130 (emulated)."""
 
 
 def bf16_cost(device: torch.device, repeats: int = 5) -> float:
