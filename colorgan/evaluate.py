@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from colorgan.data.dataset import ColorDataset
 
 SPLITS = ("test", "train", "all")
+RANKINGS = ("psnr", "accuracy")
+"""How `--per-character` and `report --worst` order characters, worst first: by PSNR, or by mean
+condition accuracy (PSNR breaking ties), which puts the characters drawn in the wrong colours on top."""
 ValueKey = tuple[str, ...]
 
 
@@ -92,20 +95,23 @@ def generate_records(generator, dataset, device, batch_size: int = 32) -> list[d
 
 def evaluate_generator(generator, dataset, device, attributes: Sequence[str],
                        references: metrics.References | Mapping[str, Mapping[ValueKey, Any]] | None = None,
-                       batch_size: int = 32, per_character: bool = False) -> dict[str, Any]:
+                       batch_size: int = 32, per_character: bool = False, rank_by: str = "psnr") -> dict[str, Any]:
     """The shared core: generate for every row of `dataset`, score with `score_records`."""
     return score_records(generate_records(generator, dataset, device, batch_size), attributes, references,
-                         per_character, device)
+                         per_character, device, rank_by)
 
 
 def score_records(records: list[dict[str, Any]], attributes: Sequence[str],
                   references: metrics.References | Mapping[str, Mapping[ValueKey, Any]] | None = None,
-                  per_character: bool = False, device=None) -> dict[str, Any]:
+                  per_character: bool = False, device=None, rank_by: str = "psnr") -> dict[str, Any]:
     """`metrics.evaluate_images` over `generate_records`' records.
 
-    `per_character` adds `"characters"`: each character's own scores, worst PSNR first, so the
-    characters a model fails on stand at the top (`colorgan evaluate --per-character`).
+    `per_character` adds `"characters"`: each character's own scores, worst first by `rank_by`
+    (one of RANKINGS), so the characters a model fails on stand at the top
+    (`colorgan evaluate --per-character`).
     """
+    if rank_by not in RANKINGS:
+        raise ColorganError(f"rank_by: expected one of {', '.join(RANKINGS)}, got {rank_by!r}")
     if per_character and not isinstance(references, metrics.References):  # built once, not per character
         references = metrics.References.build(metrics.ground_truth(records, list(attributes), references),
                                               list(attributes), device=device)
@@ -116,8 +122,24 @@ def score_records(records: list[dict[str, Any]], attributes: Sequence[str],
             groups.setdefault(record["character"], []).append(record)
         scores = [{"character": ch, **metrics.evaluate_images(group, list(attributes), references)}
                   for ch, group in groups.items()]
-        result["characters"] = sorted(scores, key=lambda r: (r["psnr"] is None, r["psnr"] or 0.0))
+        result["characters"] = sorted(scores, key=lambda r: _worst_first(r, rank_by))
     return result
+
+
+def _worst_first(scores: Mapping[str, Any], rank_by: str) -> tuple:
+    """Sort key of one character's scores; a character with nothing to judge goes last."""
+    by_psnr = (scores["psnr"] is None, scores["psnr"] or 0.0)
+    if rank_by == "psnr":
+        return by_psnr
+    judged = [v for v in scores["condition_accuracy"].values() if v is not None]
+    return (not judged, float(np.mean(judged)) if judged else 0.0, *by_psnr)
+
+
+def missed_conditions(record: Mapping[str, Any], attributes: Sequence[str],
+                      references: metrics.References) -> list[str]:
+    """The attributes whose colour one generated record missed (its region nearer another value's)."""
+    accuracy = metrics.evaluate_images([record], attributes, references)["condition_accuracy"]
+    return [a for a in attributes if accuracy[a] == 0.0]
 
 
 def flatten(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -184,21 +206,21 @@ def evaluation_set(colorizer, data_path: str | Path | None = None, split: str = 
 
 def evaluate(model: Any, data_path: str | Path | None = None, split: str = "test",
              device: str | torch.device | None = None, batch_size: int = 32,
-             per_character: bool = False) -> dict[str, Any]:
+             per_character: bool = False, rank_by: str = "psnr") -> dict[str, Any]:
     """Score a model (path or `Colorizer`) on a dataset with ground truth.
 
     `split="test"` / `"train"`: the split the model's recipe made (same holdout, same seed) of
     the recipe's dataset, or of `data_path` if given. `"all"`: every row of the dataset (e.g. one
     the model never saw). Returns `{"psnr", "ssim", "l1", "condition_error": {attr: ΔE00},
     "condition_accuracy": {attr: share}, "n"}` (see `metrics.evaluate_images`), plus
-    `"characters"` with `per_character` (see `score_records`).
+    `"characters"` with `per_character`, worst first by `rank_by` (see `score_records`).
     """
     from colorgan.inference import Colorizer
 
     colorizer = model if isinstance(model, Colorizer) else Colorizer.load(model, device)
     chosen = evaluation_set(colorizer, data_path, split)
     return evaluate_generator(colorizer.generator, chosen.rows, colorizer.device, chosen.attributes,
-                              chosen.references, batch_size, per_character)
+                              chosen.references, batch_size, per_character, rank_by)
 
 
 def format_score(value: Any, digits: int = 3) -> str:

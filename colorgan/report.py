@@ -96,9 +96,11 @@ def sample_sheets(run: Path, count: int = 4) -> list[tuple[int, Path]]:
                   count)
 
 
-def make_report(run: str | Path, out: str | Path | None = None, sheets: int = 4, worst: int = 0) -> Report:
+def make_report(run: str | Path, out: str | Path | None = None, sheets: int = 4, worst: int = 0,
+                rank_by: str = "psnr") -> Report:
     """Draw the report of run folder `run` to `out` (default RUN/report.png); `worst` > 0 adds that
-    many of its worst held-out characters, scored with RUN/model.safetensors."""
+    many of its worst held-out characters (by `rank_by`: psnr or accuracy), scored with
+    RUN/model.safetensors."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -119,7 +121,7 @@ def make_report(run: str | Path, out: str | Path | None = None, sheets: int = 4,
     if worst:  # imported here: it loads torch, and imports `evenly` from this module
         from colorgan.report_worst import worst_characters
 
-        characters = worst_characters(run, worst)
+        characters = worst_characters(run, worst, rank_by)
     out = Path(out) if out is not None else run / "report.png"
 
     cols = 4

@@ -3,12 +3,14 @@
 import json
 import math
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from colorgan import recipe as recipes
 from colorgan.cli import cli
 from colorgan.data import load_dataset
+from colorgan.errors import ColorganError
 from colorgan.evaluate import evaluate, flatten
 from colorgan.inference import Colorizer
 from colorgan.metrics import References
@@ -144,3 +146,27 @@ def test_per_character_scores_are_each_characters_own_worst_first(model, data, t
     assert "character (worst first)" in table.stdout
     first_listed = table.stdout.split("character (worst first)")[1].splitlines()[1]
     assert first_listed.startswith(characters[0]["character"][:32])
+
+
+def test_per_character_by_accuracy_puts_the_wrong_colours_first(model):
+    by_psnr = json.loads(CliRunner().invoke(cli, ["evaluate", str(model), "--json", "--device", "cpu",
+                                                  "--per-character"]).stdout)["characters"]
+    result = CliRunner().invoke(cli, ["evaluate", str(model), "--json", "--device", "cpu", "--per-character",
+                                      "--rank-by", "accuracy"])
+    assert result.exit_code == 0, result.output
+    characters = json.loads(result.stdout)["characters"]
+    assert sorted(characters, key=lambda c: c["character"]) == sorted(by_psnr, key=lambda c: c["character"])
+    keys = [(np.mean(list(c["condition_accuracy"].values())), c["psnr"]) for c in characters]
+    assert keys == sorted(keys)  # lowest accuracy first, PSNR breaking ties
+    assert len({k[0] for k in keys}) > 1, "the tiny model should miss some characters' colours more than others"
+    with pytest.raises(ColorganError, match="rank_by: expected one of psnr, accuracy, got 'ssim'"):
+        evaluate(model, per_character=True, rank_by="ssim")
+    bad = CliRunner().invoke(cli, ["evaluate", str(model), "--per-character", "--rank-by", "ssim"])
+    assert bad.exit_code == 2 and "'ssim' is not one of 'psnr', 'accuracy'" in bad.output
+
+
+def test_cli_spells_out_the_rankings_it_offers():
+    from colorgan import cli as cli_module
+    from colorgan.evaluate import RANKINGS
+
+    assert cli_module.RANKINGS == RANKINGS

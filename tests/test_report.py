@@ -11,7 +11,7 @@ from colorgan.cli import cli
 from colorgan.errors import ColorganError
 from colorgan.evaluate import evaluate
 from colorgan.report import PANELS, evenly, make_report, read_metrics, sample_sheets
-from colorgan.report_worst import SHOWN, worst_characters
+from colorgan.report_worst import SHOWN, shown_rows, worst_characters
 from colorgan.train import train
 
 
@@ -112,14 +112,36 @@ def test_worst_characters_show_held_out_rows_spread_over_their_conditions(run, r
     worst = worst_characters(run, 5)  # more than there are: all three
     assert [w.scores for w in worst] == ranked
     for w in worst:
-        conditions = [c for c, _, _ in w.shown]
+        conditions = [c for c, *_ in w.shown]
         assert len(conditions) == min(SHOWN, w.scores["n"]) == 4
         assert conditions == sorted(conditions, key=lambda c: tuple(c.values()))
         assert len({tuple(c.items()) for c in conditions}) == len(conditions)
         assert w.sketch.shape == (32, 32) and 0 <= w.sketch.min() < w.sketch.max() <= 1
-        for _, pred, target in w.shown:
+        for _, pred, target, _ in w.shown:
             assert pred.shape == target.shape == (32, 32, 3) and pred.dtype == target.dtype == "uint8"
-        assert any((target != w.shown[0][2]).any() for _, _, target in w.shown[1:])  # not one row repeated
+        assert any((target != w.shown[0][2]).any() for _, _, target, _ in w.shown[1:])  # not one row repeated
+
+
+def test_worst_by_accuracy_shows_the_images_whose_colours_missed_first(run):
+    by_accuracy = evaluate(run / "model.safetensors", per_character=True, rank_by="accuracy")["characters"]
+    worst = worst_characters(run, 5, rank_by="accuracy")
+    assert [w.scores for w in worst] == by_accuracy
+    assert any(missed for w in worst for *_, missed in w.shown), "the tiny model should miss some colours"
+    for w in worst:
+        missed = [bool(m) for *_, m in w.shown]
+        assert len(missed) == min(SHOWN, w.scores["n"]) and missed == sorted(missed, reverse=True)  # misses first
+
+
+@pytest.mark.parametrize("missed_rows, by_accuracy", [
+    ({3, 7}, [3, 7, 0, 9]),                 # the misses, then the others spread (first and last)
+    ({1, 2, 4, 5, 8, 9}, [1, 2, 4, 5]),     # more misses than are shown: the first ones
+    (set(), [0, 3, 6, 9]),                  # none: as by PSNR
+])
+def test_shown_rows_put_the_misses_first_when_ranked_by_accuracy(missed_rows, by_accuracy):
+    rows = list(range(10))
+    missed = {i: ["hair"] if i in missed_rows else [] for i in rows}
+    assert shown_rows(rows, missed, "psnr") == [0, 3, 6, 9]  # spread over the conditions, misses or not
+    assert shown_rows(rows, missed, "accuracy") == by_accuracy
 
 
 def test_cli_report_worst_writes_the_taller_png(run, tmp_path):
