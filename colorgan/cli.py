@@ -243,18 +243,20 @@ def info_cmd(model: Path) -> None:
 @click.option("--device", help="cpu, cuda, ... (default: cuda if available).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--per-character", is_flag=True, help="Also each character's scores, worst first (see --rank-by).")
-@click.option("--rank-by", type=click.Choice(RANKINGS), default="psnr", show_default=True,
-              help="Order of --per-character: lowest PSNR, or lowest condition accuracy (the characters drawn "
-                   "in the wrong colours), first.")
+@click.option("--rank-by", type=click.Choice(RANKINGS),
+              help="Order of --per-character: lowest PSNR (the default), or lowest condition accuracy (the "
+                   "characters drawn in the wrong colours), first.")
 def evaluate_cmd(model: Path, data_path: Path | None, split: str, as_json: bool, device: str | None,
-                 batch_size: int, per_character: bool, rank_by: str) -> None:
+                 batch_size: int, per_character: bool, rank_by: str | None) -> None:
     """Score MODEL on DATA (default: the dataset in its recipe): PSNR, SSIM, L1, condition error/accuracy."""
     import json
 
     from colorgan.evaluate import evaluate, format_table
 
+    if rank_by is not None and not per_character:
+        raise BadInput("--rank-by orders the characters of --per-character; add --per-character")
     result = evaluate(model, data_path, split, device=device, batch_size=batch_size, per_character=per_character,
-                      rank_by=rank_by)
+                      rank_by=rank_by or "psnr")
     click.echo(json.dumps(result) if as_json else format_table(result))
 
 
@@ -266,14 +268,16 @@ def evaluate_cmd(model: Path, data_path: Path | None, split: str, as_json: bool,
 @click.option("--worst", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also show the N worst held-out characters (ranked as `colorgan evaluate --per-character` "
                    "ranks them) beside their targets; needs RUN/model.safetensors.")
-@click.option("--rank-by", type=click.Choice(RANKINGS), default="psnr", show_default=True,
-              help="Order of --worst: lowest PSNR first, or lowest condition accuracy first, showing the images "
-                   "whose colours missed.")
-def report_cmd(run: Path, out: Path | None, sheets: int, worst: int, rank_by: str) -> None:
+@click.option("--rank-by", type=click.Choice(RANKINGS),
+              help="Order of --worst: lowest PSNR first (the default), or lowest condition accuracy first, "
+                   "showing the images whose colours missed.")
+def report_cmd(run: Path, out: Path | None, sheets: int, worst: int, rank_by: str | None) -> None:
     """Draw RUN's loss and validation curves and its sample sheets over training into one PNG."""
     from colorgan.report import make_report
 
-    click.echo(f"report: {make_report(run, out, sheets, worst, rank_by).path}")
+    if rank_by is not None and not worst:
+        raise BadInput("--rank-by orders the characters of --worst N; add --worst N")
+    click.echo(f"report: {make_report(run, out, sheets, worst, rank_by or 'psnr').path}")
 
 
 # --- serving -----------------------------------------------------------------------------------

@@ -163,6 +163,8 @@ def test_per_character_by_accuracy_puts_the_wrong_colours_first(model):
         evaluate(model, per_character=True, rank_by="ssim")
     bad = CliRunner().invoke(cli, ["evaluate", str(model), "--per-character", "--rank-by", "ssim"])
     assert bad.exit_code == 2 and "'ssim' is not one of 'psnr', 'accuracy'" in bad.output
+    alone = CliRunner().invoke(cli, ["evaluate", str(model), "--rank-by", "accuracy"])
+    assert alone.exit_code == 2 and "--rank-by orders the characters of --per-character; add --per-character" in alone.output
 
 
 def test_cli_spells_out_the_rankings_it_offers():

@@ -163,6 +163,8 @@ def test_cli_report_worst_without_a_model_is_one_line(run, tmp_path):
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert not (bare / "report.png").exists()
     assert CliRunner().invoke(cli, ["report", str(bare)]).exit_code == 0  # without --worst: as before
+    alone = CliRunner().invoke(cli, ["report", str(bare), "--rank-by", "accuracy"])
+    assert alone.exit_code == 2 and "--rank-by orders the characters of --worst N; add --worst N" in alone.output
 
 
 def test_report_worst_without_a_held_out_split_is_one_line(tmp_path_factory):
