@@ -26,8 +26,8 @@ SHOWN = 4  # held-out rows shown per character, spread over its condition values
 class Worst:
     scores: dict[str, Any]                     # evaluate's entry: character, n, psnr, condition_accuracy, ...
     sketch: np.ndarray                         # (H, W) or (H, W, 3), in [0, 1]
-    shown: list[tuple[dict[str, Any], np.ndarray, np.ndarray, list[str]]]  # (conditions, generated, target
-    #                                          uint8, the attributes whose colour that image missed)
+    # (conditions, generated, target, missed): the images uint8, `missed` the attributes whose colour it missed
+    shown: list[tuple[dict[str, Any], np.ndarray, np.ndarray, list[str]]]
 
     @property
     def title(self) -> str:
