@@ -130,6 +130,11 @@ def test_worst_by_accuracy_shows_the_images_whose_colours_missed_first(run):
     for w in worst:
         missed = [bool(m) for *_, m in w.shown]
         assert len(missed) == min(SHOWN, w.scores["n"]) and missed == sorted(missed, reverse=True)  # misses first
+        # the labels agree with evaluate's accuracy: of an attribute's misses, only the rows not shown can be absent
+        n, hidden = w.scores["n"], w.scores["n"] - len(w.shown)
+        for attribute, accuracy in w.scores["condition_accuracy"].items():
+            labelled = sum(attribute in m for *_, m in w.shown)
+            assert round((1 - accuracy) * n) - hidden <= labelled <= round((1 - accuracy) * n)
 
 
 @pytest.mark.parametrize("missed_rows, by_accuracy", [
