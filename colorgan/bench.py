@@ -245,6 +245,15 @@ def speed(recipe: Recipe, steps: int = 60, repeats: int = 5,
     return {k: result[k] for k in SPEED_FIELDS}
 
 
+class TrainingInterrupted(Exception):
+    """`quality`'s training was stopped by a signal before its budget ended: nothing was scored.
+    `exit_code` is training's (130 for SIGINT, 143 for SIGTERM), which the CLI exits with."""
+
+    def __init__(self, step: int, exit_code: int) -> None:
+        super().__init__(f"interrupted at step {step}; nothing scored")
+        self.step, self.exit_code = step, exit_code
+
+
 def quality(recipe: Recipe, minutes: float, out: Path | None = None,
             device: str | torch.device | None = None) -> dict[str, Any]:
     """Train for `minutes` of wall-clock time on `device`, then score the held-out split like `evaluate`."""
@@ -256,6 +265,8 @@ def quality(recipe: Recipe, minutes: float, out: Path | None = None,
         run = out or Path(tmp) / "run"
         started = time.perf_counter()
         result = train(recipe, out=run, time_limit=minutes * 60, device=device)
+        if result.model is None:  # Ctrl-C / SIGTERM: training checkpointed and stopped; there is no model to score
+            raise TrainingInterrupted(result.step, result.exit_code)
         elapsed = (time.perf_counter() - started) / 60
         world = run_state.read_run_info(run)["world_size"]
         scores = evaluate(result.model, split="test", device=device)

@@ -352,13 +352,17 @@ def bench_quality(recipe_path: Path, overrides: tuple[str, ...], minutes: float,
                   device: str | None, as_json: bool) -> None:
     """Train for a time budget, then score the held-out split (the metrics of `evaluate`)."""
     from colorgan import recipe as recipes
-    from colorgan.bench import quality
+    from colorgan.bench import TrainingInterrupted, quality
 
     import json
 
     from colorgan.evaluate import format_table
 
-    result = quality(recipes.load_validated(recipe_path, overrides), minutes, out, device=device)
+    try:
+        result = quality(recipes.load_validated(recipe_path, overrides), minutes, out, device=device)
+    except TrainingInterrupted as stopped:
+        click.echo(str(stopped) + (f"; checkpoint in {out}" if out else ""), err=True)
+        raise SystemExit(stopped.exit_code) from None
     if as_json:
         click.echo(json.dumps(result))
     else:

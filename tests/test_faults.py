@@ -34,9 +34,9 @@ class NanAfter:
 '''
 
 
-def start_training(recipe_path, run):
+def start_colorgan(*args):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "colorgan", "train", str(recipe_path), "--out", str(run)],
+    return subprocess.Popen([sys.executable, "-m", "colorgan", *map(str, args)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -56,7 +56,7 @@ def test_signal_writes_a_checkpoint_and_resume_works(tmp_path, tiny_recipe, writ
     tiny_recipe["train"].update(max_steps=100000, checkpoint_every=100000, log_every=1,
                                 sample_every=100000, eval_every=100000)
     path, run = write_recipe(tiny_recipe), tmp_path / "run"
-    proc = start_training(path, run)
+    proc = start_colorgan("train", path, "--out", run)
     wait_for_steps(run, proc, 3)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
@@ -69,6 +69,24 @@ def test_signal_writes_a_checkpoint_and_resume_works(tmp_path, tiny_recipe, writ
                                       "--stop-at", str(step + 2)])
     assert result.exit_code == 0, result.output
     assert [s for s, _ in checkpoint_dirs(run)][-1] == step + 2
+
+
+def test_bench_quality_stopped_by_sigterm_exits_143_without_scoring(tmp_path, tiny_recipe, write_recipe):
+    """A budgeted benchmark stopped early (a job's time limit) says so and exits as `train` does,
+    rather than failing to score a model it never wrote."""
+    tiny_recipe["train"].update(max_steps=None, epochs=100000, log_every=1, checkpoint_every=100000,
+                                sample_every=100000, eval_every=100000)
+    run = tmp_path / "run"
+    proc = start_colorgan("bench", "quality", "--recipe", write_recipe(tiny_recipe), "--minutes", "5",
+                          "--device", "cpu", "--out", run)
+    wait_for_steps(run, proc, 3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and out == ""
+    assert err.strip().splitlines()[-1].endswith(f"nothing scored; checkpoint in {run}")
+    (step, _), = checkpoint_dirs(run)
+    assert f"interrupted at step {step};" in err
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tiny_recipe, write_recipe, monkeypatch):

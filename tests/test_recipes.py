@@ -15,7 +15,7 @@ SEED_SCHEMA = ConditionSchema.from_mapping({"hair": ["crimson", "gold", "navy", 
                                              "shirt": ["orange", "olive", "violet", "blue", "pink"]})
 # Small-size stand-ins for U-Nets deeper than 32 px allows (the seed's 8 levels need 256 px).
 SMALL = {name: ["generator.depth=5"] for name in ("seed-unet256.yaml", "quickstart.yaml", "rgb-film.yaml",
-                                                  "real-icons.yaml")}
+                                                  "real-icons.yaml", "real-icons-gpu.yaml")}
 
 
 def test_recipes_folder_has_the_promised_recipes():
