@@ -41,7 +41,7 @@ from colorgan.guard import NonFiniteGuard, NonFiniteLoss
 from colorgan.hardware import (Precision, auto_precision, compile_mode, graph_obstacle, memory_format,
                                resolve_device, resolve_precision)
 from colorgan.optim import adam, lr_lambda
-from colorgan.recipe import Recipe, check_against_schema, validate
+from colorgan.recipe import Recipe, TrainConfig, check_against_schema, validate
 from colorgan.samples import pick_samples, render
 from colorgan.schedule import Schedule
 from colorgan.step import StepModels, gan_step, loss_names
@@ -135,14 +135,14 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
             raise RecipeError("train.sync_batchnorm: SyncBatchNorm needs GPUs; on the CPU leave it false")
         parts.generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.generator)
         parts.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.discriminator)
-    if t.compile == "graph" and (why := graph_obstacle(wanted, state.num_processes, t.grad_accum)):
-        raise RecipeError(f"train.compile: graph captures the whole step of one process on a CUDA GPU with "
-                          f"train.grad_accum 1 ({why}); use auto, reduce-overhead, true or false")
     if len(data.train) < t.batch_size * state.num_processes:
         raise ColorganError(
             f"{data.root}: {len(data.train)} training rows, fewer than one batch "
             f"({t.batch_size} x {state.num_processes} processes); lower train.batch_size"
         )
+    batches = DeviceBatches(data.train, parts.generator.encode, state.device, recipe.data.augment,
+                            regions=parts.objective.needs_region)
+    compile = _resolved_compile(t, state.device, state.num_processes, batches)
     state.wait_for_everyone()
     if state.is_main_process and resume_from is None:  # a resume writes nothing before its checkpoint loads
         run_state.create_run_folder(run, recipe, clear=overwrite or resume == "auto")
@@ -151,11 +151,29 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     precision = resolve_precision(t.mixed_precision, accelerator.device,
                                   _agreed_auto(t.mixed_precision, accelerator, run, resume_from))
     accelerator.print(f"colorgan: {precision.describe()}", file=sys.stderr)
-    trainer = Trainer(recipe, run, accelerator, precision, data, parts, after_log)
+    trainer = Trainer(recipe, run, accelerator, precision, data, parts, batches, compile, after_log)
     if resume_from is not None:
         trainer.resume(resume_from)
     trainer.write_run_info(resume_from)
     return trainer.fit(stop_at, time_limit)
+
+
+def _resolved_compile(t: TrainConfig, device: torch.device, world: int, batches: DeviceBatches) -> object:
+    """`train.compile` as this run will use it (`compile_mode`), decided before the run folder is
+    touched so that a refused recipe leaves no files. The whole-step graph needs one process on a
+    CUDA GPU stepping at every micro-batch, and reads its rows from the training set on the GPU:
+    a set kept in host memory (too large for a quarter of the GPU's) turns `auto` into
+    reduce-overhead and refuses an explicit `graph`."""
+    if t.compile == "graph" and (why := graph_obstacle(device, world, t.grad_accum)):
+        raise RecipeError(f"train.compile: graph captures the whole step of one process on a CUDA GPU with "
+                          f"train.grad_accum 1 ({why}); use auto, reduce-overhead, true or false")
+    mode = compile_mode(t.compile, device, world, t.grad_accum)
+    if mode == "graph" and batches.home.type != "cuda":
+        if t.compile != "auto":
+            raise RecipeError("train.compile: graph needs the training set on the GPU, and it takes more than a "
+                              "quarter of the GPU's free memory; use auto or reduce-overhead")
+        return "reduce-overhead"
+    return mode
 
 
 def _agreed_auto(requested: str, accelerator: Accelerator, run: Path,
@@ -211,7 +229,8 @@ class Trainer:
     """A run in progress: the prepared models, optimizers and data, and what each event does."""
 
     def __init__(self, recipe: Recipe, run: Path, accelerator: Accelerator, precision: Precision,
-                 data, parts, after_log: Callable[[], None] | None = None) -> None:
+                 data, parts, batches: DeviceBatches, compile: object,
+                 after_log: Callable[[], None] | None = None) -> None:
         t = recipe.train
         self.recipe, self.run, self.accelerator, self.precision, self.data = recipe, run, accelerator, precision, data
         self.device = device = accelerator.device
@@ -219,8 +238,7 @@ class Trainer:
         self.layout = layout = memory_format(t.channels_last, device)
         parts.generator.to(device=device, memory_format=layout)
         parts.discriminator.to(device=device, memory_format=layout)
-        self.batches = DeviceBatches(data.train, parts.generator.encode, device, recipe.data.augment,
-                                     regions=parts.objective.needs_region)
+        self.batches, self.compile = batches, compile  # decided in `train`, before the run folder
         # Row numbers reach the GPU from pinned memory without blocking: a pageable copy would make
         # the host wait for the GPU to go idle at every step.
         loader = DataLoader(RowNumbers(len(data.train)), batch_size=t.batch_size, shuffle=True, drop_last=True,
@@ -238,12 +256,6 @@ class Trainer:
             parts.generator, parts.discriminator, g_opt, d_opt, g_sched, d_sched, loader)
         self.G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
         self.prepared = (G, D)  # what `accumulate` needs (DDP's no_sync), compiled or not
-        self.compile = compile_mode(t.compile, device, world, t.grad_accum)
-        if self.compile == "graph" and self.batches.home.type != "cuda":
-            if t.compile != "auto":
-                raise RecipeError(f"train.compile: graph needs the training set on the GPU; {len(data.train)} rows "
-                                  "take more than a quarter of its free memory; use auto or reduce-overhead")
-            self.compile = "reduce-overhead"
         if self.compile in (True, "reduce-overhead"):
             mode = "reduce-overhead" if self.compile == "reduce-overhead" else None  # CUDA graphs
             G, D, D_raw = (torch.compile(m, mode=mode) for m in (G, D, D_raw))

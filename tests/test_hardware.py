@@ -127,6 +127,28 @@ def test_compile_auto_is_a_cuda_graph_for_one_gpu_process_only():
         False, True, "reduce-overhead", "graph"]
 
 
+@pytest.mark.parametrize("requested, home, expected", [
+    ("auto", "cuda", "graph"), ("auto", "cpu", "reduce-overhead"), ("graph", "cuda", "graph"),
+    ("graph", "cpu", "train.compile: graph needs the training set on the GPU, and it takes more than a quarter"),
+])
+def test_a_training_set_left_in_host_memory_rules_out_the_whole_step_graph(tiny_recipe, requested, home, expected):
+    """Where the training set stays in host memory (too large for the GPU), `auto` falls back to
+    reduce-overhead and an explicit `graph` is refused: decided in `train` before the run folder
+    is made. Only the decision runs here (no GPU is touched): the set's home is given."""
+    from types import SimpleNamespace
+
+    from colorgan.recipe import from_dict
+    from colorgan.train import _resolved_compile
+
+    t = from_dict(tiny_recipe, [f"train.compile={requested}"]).train
+    batches = SimpleNamespace(home=torch.device(home))
+    if expected.startswith("train.compile"):
+        with pytest.raises(ColorganError, match=expected):
+            _resolved_compile(t, torch.device("cuda"), 1, batches)
+    else:
+        assert _resolved_compile(t, torch.device("cuda"), 1, batches) == expected
+
+
 def test_a_whole_step_graph_on_the_cpu_is_one_line_and_writes_nothing(tmp_path, tiny_recipe, write_recipe):
     """`train.compile: graph` is a CUDA graph of one process's step: refused before the run folder
     exists on the CPU (the GPU tests in tests/test_gpu.py train with it)."""
