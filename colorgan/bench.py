@@ -24,6 +24,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from colorgan import run_state
+from colorgan.cpu_memory import keep_freed_memory
 from colorgan.hardware import (Precision, bf16_is_native, compile_mode, measured_bf16_cost, memory_format, resolve_device,
                                resolve_precision)
 from colorgan.recipe import Recipe
@@ -203,6 +204,8 @@ def speed(recipe: Recipe, steps: int = 60, repeats: int = 5,
           device: str | torch.device | None = None) -> dict[str, Any]:
     """Every field of SPEED_FIELDS, measured on `device` (default: training's) for `recipe`'s model and size."""
     device = resolve_device(device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as training does, before either loop runs: both meet the same allocator
     precision = resolve_precision(recipe.train.mixed_precision, device)
     step, parts, batch = reference_step(recipe, precision)
     b = recipe.train.batch_size

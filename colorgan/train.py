@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from colorgan import checkpoint, run_state
 from colorgan.build import build_parts, warn_batchnorm_at_batch_one
+from colorgan.cpu_memory import keep_freed_memory
 from colorgan.data import load_dataset
 from colorgan.data.device_batches import DeviceBatches, RowNumbers
 from colorgan.ema import EMA
@@ -114,6 +115,8 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     if t.threads:
         torch.set_num_threads(t.threads)
     wanted = resolve_device(device)
+    if wanted.type == "cpu":
+        keep_freed_memory()
     # Without cpu=True, Accelerate treats a torchrun launch on a machine without GPUs as N separate
     # single-process runs; with it, a real gloo process group of N ranks. The group is created here
     # (the Accelerator below reuses this state and would ignore an InitProcessGroupKwargs), so the
