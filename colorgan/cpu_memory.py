@@ -21,13 +21,21 @@ MMAP_THRESHOLD = 32 * 2**20
 TRIM_THRESHOLD = 256 * 2**20
 
 
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Fix glibc's thresholds for this process (once); False, doing nothing, where the C library
-    is not glibc (macOS, Windows, musl)."""
+def glibc() -> ctypes.CDLL | None:
+    """This process's C library if it is glibc (the only one with `mallopt`'s thresholds), else None."""
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # only glibc has it
     except (OSError, AttributeError, TypeError):
+        return None
+    return libc
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Fix glibc's thresholds for this process (once); False, doing nothing, where the C library
+    is not glibc (macOS, Windows, musl)."""
+    libc = glibc()
+    if libc is None:
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
