@@ -73,9 +73,15 @@ def bf16_cost(device: torch.device, repeats: int = 5) -> float:
     """Time of a 64-channel 3x3 convolution (2 x 64 x 32 x 32) under bf16 autocast ÷ its fp32 time.
 
     The two alternate and each keeps its fastest of `repeats` runs, so a shared machine's drift
-    falls on both alike (on the Xeon: 1.38-1.51 over six probes, a few ms each)."""
-    x = torch.randn(2, 64, 32, 32, device=device)
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
+    falls on both alike (on the Xeon: 1.38-1.51 over six probes, a few ms each).
+
+    Its random input and weights are drawn inside `fork_rng`, which puts torch's generator back as
+    it was: `train` probes after seeding it (where bf16 is native, once per process), and a draw
+    left behind made the same recipe and seed train differently under `auto` than under the
+    precision `auto` chose, and differently again in a process's second run."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        x = torch.randn(2, 64, 32, 32, device=device)
+        conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
 
     def timed(enabled: bool) -> float:
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled):

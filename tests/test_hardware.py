@@ -163,3 +163,9 @@ def test_a_whole_step_graph_on_the_cpu_is_one_line_and_writes_nothing(tmp_path, 
     assert "train.compile: graph captures the whole step of one process on a CUDA GPU" in result.output
     assert "(here: cpu, 1 process(es), grad_accum 1); use auto" in result.output
     assert not run.exists()
+
+
+def test_the_probe_leaves_torchs_generator_as_it_was():
+    before = torch.get_rng_state()
+    hardware.bf16_cost(CPU, repeats=1)
+    assert torch.equal(torch.get_rng_state(), before)

@@ -63,6 +63,23 @@ def test_same_recipe_and_seed_give_the_same_weights(tmp_path, tiny_recipe):
     assert any(not torch.equal(wa[k], wc[k]) for k in wa)
 
 
+def test_auto_trains_as_the_precision_it_chose(tmp_path, tiny_recipe, monkeypatch):
+    """`auto` probes the CPU after the seed is set (where bf16 is native); the probe must leave the
+    generator that augmentation and dropout draw from as it was."""
+    from colorgan import hardware
+
+    monkeypatch.setattr(hardware, "bf16_is_native", lambda device: True)
+    monkeypatch.setattr(hardware, "measured_bf16_cost", lambda device: hardware.bf16_cost(device, repeats=1))
+    tiny_recipe["data"]["augment"] = {"hflip": True, "warp": 2.0}
+    tiny_recipe["generator"]["dropout"] = 0.5
+    tiny_recipe["train"].update(max_steps=3, mixed_precision="auto")
+    auto = train(recipes.from_dict(tiny_recipe), out=tmp_path / "auto")
+    chosen = json.loads((tmp_path / "auto" / "run.json").read_text())["precision"]
+    tiny_recipe["train"]["mixed_precision"] = "bf16" if chosen == "bf16" else "no"
+    explicit = train(recipes.from_dict(tiny_recipe), out=tmp_path / "explicit")
+    assert_same_weights(auto.model, explicit.model)
+
+
 def test_resume_continues_exactly(tmp_path, tiny_recipe):
     """Stop mid-epoch, resume across an epoch boundary: bit-identical to a run never stopped.
 
