@@ -81,7 +81,10 @@ def generate_records(generator, dataset, device, batch_size: int = 32) -> list[d
     generator.eval()
     records = []
     try:
-        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collate(generator.encode))
+        # A generator of its own: a DataLoader's iterator draws a seed even when it does not shuffle,
+        # and from torch's global generator that would make validation shift training's augmentations.
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collate(generator.encode),
+                            generator=torch.Generator())
         for batch in loader:
             fake, _ = generator(batch["sketch"].to(device), batch["cond"].to(device))
             preds, targets = _uint8(fake[:, :3]), _uint8(batch["target"][:, :3].to(device))
