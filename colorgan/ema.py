@@ -56,7 +56,11 @@ class EMA:
         validation and a checkpoint at one step share it."""
         if self._fitted_at == step:
             return
-        torch.optim.swa_utils.update_bn(batches(), _Drawing(self.module))
+        # The pass draws in training mode, so its dropout masks come from torch's generator: forked,
+        # training's own stream is left as it was, however often a run samples or validates.
+        device = next(self.module.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.optim.swa_utils.update_bn(batches(), _Drawing(self.module))
         self._fitted_at = step
 
     def save(self, folder: Path) -> None:

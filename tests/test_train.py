@@ -83,11 +83,11 @@ def test_auto_trains_as_the_precision_it_chose(tmp_path, tiny_recipe, monkeypatc
 def test_what_a_run_reports_does_not_change_what_it_trains(tmp_path, tiny_recipe):
     """Validating, sampling, logging and checkpointing at every other step leave the weights as
     they were: none of them may draw from the generator that augmentation and dropout use (a
-    validation's DataLoader once did)."""
+    validation's DataLoader once did, and the EMA's BatchNorm statistics pass, through dropout)."""
     schedules = ("eval_every", "sample_every", "log_every", "checkpoint_every")
     tiny_recipe["data"]["augment"] = {"hflip": True, "warp": 2.0}
-    tiny_recipe["generator"]["dropout"] = 0.5
-    tiny_recipe["train"].update(max_steps=5, **dict.fromkeys(schedules, 100))
+    tiny_recipe["generator"].update(dropout=0.5, norm="batch")
+    tiny_recipe["train"].update(max_steps=5, ema=0.9, **dict.fromkeys(schedules, 100))
     rare = train(recipes.from_dict(tiny_recipe), out=tmp_path / "rare")
     tiny_recipe["train"].update(dict.fromkeys(schedules, 2))
     often = train(recipes.from_dict(tiny_recipe), out=tmp_path / "often")
