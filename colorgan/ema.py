@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from colorgan.errors import ColorganError
+from colorgan.hardware import generators_restored
 
 FILE = "ema.safetensors"
 
@@ -56,10 +57,9 @@ class EMA:
         validation and a checkpoint at one step share it."""
         if self._fitted_at == step:
             return
-        # The pass draws in training mode, so its dropout masks come from torch's generator: forked,
-        # training's own stream is left as it was, however often a run samples or validates.
-        device = next(self.module.parameters()).device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        # The pass draws dropout masks in training mode: restored, training's stream is left as it
+        # was, however often a run samples or validates.
+        with generators_restored(next(self.module.parameters()).device):
             torch.optim.swa_utils.update_bn(batches(), _Drawing(self.module))
         self._fitted_at = step
 

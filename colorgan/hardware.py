@@ -69,6 +69,13 @@ fp32 time: a clear gain, worth bf16's coarser arithmetic (a tie goes to fp32). T
 far from it: 1.4-1.8 (Xeon, no AMX; 1.8 with one thread) and 50-130 (emulated)."""
 
 
+def generators_restored(device: torch.device):
+    """A context after which torch's CPU generator, and `device`'s if it is a GPU, are as they were
+    before it: for work that draws random numbers beside a run (the `auto` probe, the EMA's
+    statistics pass) without moving the stream its augmentation and dropout draw from."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 def bf16_cost(device: torch.device, repeats: int = 5) -> float:
     """Time of a 64-channel 3x3 convolution (2 x 64 x 32 x 32) under bf16 autocast ÷ its fp32 time.
 
@@ -79,7 +86,7 @@ def bf16_cost(device: torch.device, repeats: int = 5) -> float:
     it was: `train` probes after seeding it (where bf16 is native, once per process), and a draw
     left behind made the same recipe and seed train differently under `auto` than under the
     precision `auto` chose, and differently again in a process's second run."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with generators_restored(device):
         x = torch.randn(2, 64, 32, 32, device=device)
         conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
 
