@@ -32,7 +32,7 @@ from colorgan.registry.conditions.rgb import RGBCondition
 from colorgan.registry.discriminators.multiscale import MultiScaleDiscriminator
 from colorgan.registry.discriminators.patchgan import PatchGAN, min_size
 from colorgan.registry.discriminators.projection import ProjectionDiscriminator
-from colorgan.registry.generators.common import size_problem
+from colorgan.registry.generators.common import SPADE_HIDDEN, size_problem
 from colorgan.registry.generators.resnet import ResnetGenerator
 from colorgan.registry.generators.timm_unet import TimmUNet, decoder_plan, describe_encoder
 from colorgan.registry.generators.unet import UNet
@@ -85,17 +85,25 @@ def _norm(kind: str, channels: int) -> int:
     return 0 if kind in ("none", "spectral") else 2 * channels
 
 
-def _film(cond_dim: int, channels: int) -> int:
-    return _conv(cond_dim, 2 * channels, 1) if cond_dim else 0
+def _modulation(o: Mapping[str, Any], in_ch: int, cond: int, channels: int, area: int) -> tuple[int, int]:
+    """(parameters, activations kept per image) of what conditions a decoder level of `channels`
+    and `area` pixels (`common.modulation`): nothing for `concat`, FiLM's Linear, or SpatialFiLM's
+    two convolutions over the sketch and the condition maps."""
+    if not cond or o["condition"] == "concat":
+        return 0, 0
+    if o["condition"] == "spade":
+        params = _conv(in_ch + cond, SPADE_HIDDEN, 3) + _conv(SPADE_HIDDEN, 2 * channels, 3)
+        return params, (in_ch + cond + 2 * SPADE_HIDDEN + 2 * channels) * area
+    return _conv(cond, 2 * channels, 1), 0
 
 
 def _out(size: int, k: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - k) // stride + 1
 
 
-def _inputs(o: Mapping[str, Any], in_ch: int, cond: int) -> tuple[int, int]:
-    """(input channels, FiLM width) of a generator: the condition is concatenated or FiLMed."""
-    return (in_ch + cond, 0) if o["condition"] == "concat" else (in_ch, cond)
+def _first(o: Mapping[str, Any], in_ch: int, cond: int) -> int:
+    """Input channels of a generator: the sketch's, and the condition maps' when concatenated."""
+    return in_ch + cond if o["condition"] == "concat" else in_ch
 
 
 # --- generators -----------------------------------------------------------------------------
@@ -104,8 +112,8 @@ def _inputs(o: Mapping[str, Any], in_ch: int, cond: int) -> tuple[int, int]:
 def _unet(o: Mapping[str, Any], in_ch: int, out_ch: int, cond: int, size: int) -> Net:
     depth, norm = o["depth"], o["norm"]
     chans = [min(o["base_channels"] << i, o["max_channels"]) for i in range(depth)]
-    first, film = _inputs(o, in_ch, cond)
-    params, maps = 0, 0
+    first = _first(o, in_ch, cond)
+    params, maps, modulation_maps = 0, 0, 0
     for i in range(depth):
         normed = 0 < i < depth - 1
         params += _conv(first if i == 0 else chans[i - 1], chans[i], 4, not normed or norm == "none")
@@ -113,29 +121,35 @@ def _unet(o: Mapping[str, Any], in_ch: int, out_ch: int, cond: int, size: int) -
         maps += 2 * chans[i] * (size >> (i + 1)) ** 2  # the level and the decoder's mirror of it
     for i in range(1, depth):
         cin = chans[i] if i == depth - 1 else 2 * chans[i]
-        params += _conv(cin, chans[i - 1], 4, norm == "none") + _norm(norm, chans[i - 1]) + _film(film, chans[i - 1])
+        modulation = _modulation(o, in_ch, cond, chans[i - 1], (size >> i) ** 2)
+        params += _conv(cin, chans[i - 1], 4, norm == "none") + _norm(norm, chans[i - 1]) + modulation[0]
+        modulation_maps += modulation[1]
     params += _conv(chans[0] if depth == 1 else 2 * chans[0], out_ch, 4)
-    return Net(params, KEPT * maps + (first + out_ch) * size * size, 2**depth, 2**depth, f"unet depth {depth}")
+    kept = KEPT * maps + modulation_maps + (first + out_ch) * size * size
+    return Net(params, kept, 2**depth, 2**depth, f"unet depth {depth}")
 
 
 def _resnet(o: Mapping[str, Any], in_ch: int, out_ch: int, cond: int, size: int) -> Net:
     c, blocks, norm = o["base_channels"], o["blocks"], o["norm"]
-    first, film = _inputs(o, in_ch, cond)
+    first = _first(o, in_ch, cond)
     bias = norm == "none"
-    params = _conv(first, c, 7, bias) + _norm(norm, c) + _conv(c, 2 * c, 3, bias) + _norm(norm, 2 * c)
-    params += _conv(2 * c, 4 * c, 3, bias) + _norm(norm, 4 * c)
-    params += blocks * (2 * (_conv(4 * c, 4 * c, 3, bias) + _norm(norm, 4 * c)) + _film(film, 4 * c))
-    for m in (4 * c, 2 * c):
-        params += _conv(m, m // 2, 3, bias) + _norm(norm, m // 2) + _film(film, m // 2)
-    params += _conv(c, out_ch, 7)
     half = _out(size, 3, 2, 1)
     quarter = _out(half, 3, 2, 1)
+    modulations = [_modulation(o, in_ch, cond, 4 * c, quarter**2)] * blocks
+    modulations += [_modulation(o, in_ch, cond, 2 * c, half**2), _modulation(o, in_ch, cond, c, size**2)]
+    params = _conv(first, c, 7, bias) + _norm(norm, c) + _conv(c, 2 * c, 3, bias) + _norm(norm, 2 * c)
+    params += _conv(2 * c, 4 * c, 3, bias) + _norm(norm, 4 * c)
+    params += blocks * 2 * (_conv(4 * c, 4 * c, 3, bias) + _norm(norm, 4 * c))
+    for m in (4 * c, 2 * c):
+        params += _conv(m, m // 2, 3, bias) + _norm(norm, m // 2)
+    params += _conv(c, out_ch, 7) + sum(p for p, _ in modulations)
     maps = 2 * c * size**2 + 2 * 2 * c * half**2 + (1 + 2 * blocks) * 4 * c * quarter**2
-    return Net(params, KEPT * maps + (first + out_ch) * size * size, 4, 8, f"resnet ({blocks} blocks)")
+    kept = KEPT * maps + sum(k for _, k in modulations) + (first + out_ch) * size * size
+    return Net(params, kept, 4, 8, f"resnet ({blocks} blocks)")
 
 
 def _timm_unet(o: Mapping[str, Any], in_ch: int, out_ch: int, cond: int, size: int) -> Net:
-    first, film = _inputs(o, in_ch, cond)
+    first = _first(o, in_ch, cond)
     params, widths, reductions = describe_encoder(o["encoder"], first, o["out_indices"], o["encoder_options"])
     skips, targets, decoder = decoder_plan(o["encoder"], widths, reductions, first, o["decoder_channels"])
     bias = o["norm"] == "none"
@@ -143,8 +157,9 @@ def _timm_unet(o: Mapping[str, Any], in_ch: int, out_ch: int, cond: int, size: i
     cin = widths[-1]
     for skip, reduction, cout in zip(skips, targets, decoder):
         params += _conv(cin + skip, cout, 3, bias) + _conv(cout, cout, 3, bias)
-        params += 2 * _norm(o["norm"], cout) + _film(film, cout)
-        maps += KEPT * 2 * cout * (size // reduction) ** 2
+        modulation = _modulation(o, in_ch, cond, cout, (size // reduction) ** 2)
+        params += 2 * _norm(o["norm"], cout) + modulation[0]
+        maps += KEPT * 2 * cout * (size // reduction) ** 2 + modulation[1]
         cin = cout
     params += _conv(cin, out_ch, 3)
     multiple = math.lcm(*reductions)

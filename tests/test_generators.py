@@ -42,7 +42,14 @@ def test_every_builtin_generator_has_small_test_options():
         assert GENERATORS.entry(name).summary, f"{name} has no one-line summary"
 
 
-@pytest.mark.parametrize("condition", ["concat", "film"])
+MODULATION = {"concat": None, "film": "FiLM", "spade": "SpatialFiLM"}
+
+
+def modulations(gen: nn.Module) -> set[str]:
+    return {type(m).__name__ for m in gen.modules()} & {"FiLM", "SpatialFiLM"}
+
+
+@pytest.mark.parametrize("condition", sorted(MODULATION))
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_contract_shapes_range_gradients(name, condition):
     options, size = SMALL[name]
@@ -51,8 +58,7 @@ def test_contract_shapes_range_gradients(name, condition):
     assert out.shape == (2, 3, size, size)
     assert out.min() >= -1 and out.max() <= 1
     assert size % gen.size_multiple == 0
-    films = [m for m in gen.modules() if type(m).__name__ == "FiLM"]
-    assert bool(films) == (condition == "film")
+    assert modulations(gen) == ({MODULATION[condition]} if MODULATION[condition] else set())
     # the condition actually changes the output
     gen.eval()
     sketch = torch.zeros(1, 1, size, size)
@@ -61,12 +67,34 @@ def test_contract_shapes_range_gradients(name, condition):
     assert not torch.allclose(a, b)
 
 
+def test_spade_modulates_each_pixel_by_the_sketch_there_and_film_each_channel_alike():
+    """FiLM's shift is one number per channel; SpatialFiLM's follows the sketch's layout (and the
+    condition), so the same condition can do one thing to a face and another to a shirt."""
+    from colorgan.registry.generators.common import FiLM, SpatialFiLM
+
+    torch.manual_seed(0)
+    sketch = torch.ones(1, 1, 16, 16)
+    sketch[..., :, :8] = -1  # lines on the left half
+    x = torch.zeros(1, 4, 8, 8)
+    cond_a, cond_b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    spade, film = SpatialFiLM(2, 1, 4, scale=2), FiLM(2, 4)
+    for m in (spade, film):
+        for p in m.parameters():
+            nn.init.normal_(p)
+    shift = spade(x, cond_a, sketch)
+    inner = shift[..., 2:-2, :]  # away from the zero padding at the border
+    assert not torch.allclose(inner[..., :3], inner[..., -3:].flip(-1))  # left and right differ
+    assert not torch.allclose(spade(x, cond_b, sketch), shift)  # the condition changes it
+    flat = film(x, cond_a, sketch)
+    assert torch.equal(flat, flat[..., :1, :1].expand_as(flat))  # FiLM: the same at every pixel
+
+
 @pytest.mark.parametrize("name", sorted(SMALL))
-@pytest.mark.parametrize("condition", ["concat", "film"])
+@pytest.mark.parametrize("condition", sorted(MODULATION))
 def test_cond_dim_zero(name, condition):
     options, size = SMALL[name]
     gen = build(name, cond_dim=0, condition=condition, **options)
-    assert not [m for m in gen.modules() if type(m).__name__ == "FiLM"]
+    assert not modulations(gen)
     out = run_and_backprop(gen, size, cond_dim=0)
     assert out.shape == (2, 3, size, size)
     gen.eval()
@@ -220,7 +248,7 @@ def test_bad_options():
     with pytest.raises(RegistryError, match=r"no option 'depht' \(did you mean 'depth'\?\); its options: depth, base_channels"):
         GENERATORS.build({"type": "unet", "depht": 5}, in_channels=1, out_channels=3, cond_dim=10)
     # bad values: the component's ValueError, reported by the registry as a RegistryError
-    with pytest.raises(RegistryError, match="condition: expected one of concat, film"):
+    with pytest.raises(RegistryError, match="condition: expected one of concat, film, spade"):
         build("resnet", condition="add")
     with pytest.raises(RegistryError, match="depth: expected an integer >= 1"):
         build("unet", depth=0)

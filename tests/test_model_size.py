@@ -25,6 +25,10 @@ CONFIGS = {
                                    discriminator={"type": "multiscale", "scales": 2, "layers": 3,
                                                   "base_channels": 16, "norm": "spectral"},
                                    condition={"type": "rgb", "dropout": 0.2}),
+    "unet-spade": dict(generator={"type": "unet", "depth": 4, "base_channels": 8, "condition": "spade"},
+                       discriminator={"type": "patchgan", "layers": 2, "base_channels": 8}),
+    "resnet-spade": dict(generator={"type": "resnet", "blocks": 2, "base_channels": 8, "condition": "spade"},
+                         discriminator={"type": "patchgan", "layers": 2, "base_channels": 8}),
     "resnet-rgba": dict(generator={"type": "resnet", "blocks": 3, "base_channels": 8, "norm": "none"},
                         discriminator={"type": "patchgan", "layers": 4, "base_channels": 8, "norm": "none"},
                         data={"keep_alpha": True, "sketch_channels": 3}),
@@ -32,6 +36,9 @@ CONFIGS = {
                                  "condition": "film", "norm": "instance"},
                       discriminator={"type": "patchgan", "layers": 1, "base_channels": 8},
                       condition={"type": "embedding", "dim": {"hair": 3}, "combine": "concat"}),
+    "timm-unet-spade": dict(generator={"type": "timm-unet", "encoder": "test_resnet", "decoder_channels": [16, 8, 8, 8, 8],
+                                       "condition": "spade"},
+                            discriminator={"type": "patchgan", "layers": 1, "base_channels": 8}),
 }
 
 
@@ -67,7 +74,7 @@ def test_parameter_counts_equal_the_built_networks(name):
     assert estimate.discriminator_parameters == sum(p.numel() for p in parts.discriminator.parameters())
 
 
-@pytest.mark.parametrize("name", ["unet-patchgan", "resnet-rgba", "timm-unet"])
+@pytest.mark.parametrize("name", ["unet-patchgan", "unet-spade", "resnet-spade", "resnet-rgba", "timm-unet"])
 def test_activations_are_within_a_small_factor_of_what_autograd_keeps(name):
     recipe = recipe_of(CONFIGS[name])
     parts = build_parts(recipe, SCHEMA)

@@ -39,7 +39,7 @@ def _keys(cls: type, prefix: str = "") -> list[str]:
 SECTION_KEYS = _keys(recipes.Recipe)
 # Strings a recipe uses, and strings that make trouble: paths that leave, NUL, long, empty.
 WORDS = ["", "..", "../x", "a/b", "a\\b", "x\0y", "x" * 300, "val_l1", "val_condition_error_hair", "auto",
-         "none", "batch", "instance", "group", "spectral", "concat", "film", "sum", "resnet18", "builtin:icons"]
+         "none", "batch", "instance", "group", "spectral", "concat", "film", "spade", "sum", "resnet18", "builtin:icons"]
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 70), st.integers(-(2**70), 2**70),
     st.floats(0, 1), st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(WORDS), st.text(max_size=8),

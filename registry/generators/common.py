@@ -1,24 +1,30 @@
-"""What every built-in generator shares: input checks, image-size checks, FiLM conditioning.
+"""What every built-in generator shares: input checks, image-size checks, conditioning.
 
 A generator takes `(sketch, cond)` and says which image sizes it can take (`size_multiple`,
-`check_size`). The condition enters in one of two ways (the `condition` option):
+`check_size`). The condition enters in one of three ways (the `condition` option):
 
 - `concat`: the (B, cond_dim) vector is broadcast to maps and concatenated to the sketch at the
   input, as the seed does;
 - `film`: every decoder level is modulated, `x * (1 + gamma) + beta`, with `(gamma, beta)` from a
-  per-level `Linear(cond_dim -> 2 * channels)` (feature-wise linear modulation, Perez et al. 2018).
+  per-level `Linear(cond_dim -> 2 * channels)` (feature-wise linear modulation, Perez et al. 2018):
+  one scale and shift per channel, the same at every pixel;
+- `spade`: the same modulation with `(gamma, beta)` maps, computed at every level from the sketch
+  (pooled to the level's size) and the condition (SPADE, Park et al. 2019, with the sketch as its
+  layout): what the condition does can differ from one part of the drawing to another.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from colorgan.errors import ColorganError
 from colorgan.registry.generators.region_fill import FILL_MODES, fill_regions, sketch_regions
 from colorgan.registry.layers import condition_maps
 
-CONDITION_MODES = ("concat", "film")
+CONDITION_MODES = ("concat", "film", "spade")
+SPADE_HIDDEN = 32  # channels of the layer that reads the sketch and the condition, at every level
 
 
 class GeneratorOptionError(ColorganError, ValueError):
@@ -77,9 +83,47 @@ class FiLM(nn.Module):
         super().__init__()
         self.linear = nn.Linear(cond_dim, 2 * channels)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, sketch: torch.Tensor | None = None) -> torch.Tensor:
+        """`sketch` is accepted so every modulation is called alike; FiLM does not read it."""
         gamma, beta = self.linear(cond)[:, :, None, None].chunk(2, dim=1)
         return x * (1 + gamma) + beta
+
+
+class SpatialFiLM(nn.Module):
+    """SPADE-style modulation: `x * (1 + gamma) + beta` with `(gamma, beta)` maps from the sketch
+    averaged down to `x`'s size (`scale`: the level's reduction, a fixed pool that ONNX exports)
+    and the condition maps, through conv3x3 -> ReLU -> conv3x3.
+
+    FiLM gives a decoder level one scale and shift per channel for the whole picture, so the
+    network must itself route "skin is medium-dark" to the pixels that are skin. Here the scale and
+    shift are drawn from the sketch's layout at each level: on the Twemoji set's unseen characters
+    this raised skin accuracy and PSNR over FiLM (README, Benchmarks). Starts close to the identity
+    (pix2pix initialisation, as FiLM).
+    """
+
+    def __init__(self, cond_dim: int, sketch_channels: int, channels: int, scale: int,
+                 hidden: int = SPADE_HIDDEN) -> None:
+        super().__init__()
+        self.scale = scale
+        self.shared = nn.Sequential(nn.Conv2d(sketch_channels + cond_dim, hidden, 3, 1, 1), nn.ReLU())
+        self.maps = nn.Conv2d(hidden, 2 * channels, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor:
+        if self.scale > 1:
+            sketch = F.avg_pool2d(sketch, self.scale)
+        layout = torch.cat([sketch, condition_maps(cond, *sketch.shape[-2:])], dim=1)
+        gamma, beta = self.maps(self.shared(layout)).chunk(2, dim=1)
+        return x * (1 + gamma) + beta
+
+
+def modulation(condition: str, cond_dim: int, sketch_channels: int, channels: int, scale: int) -> nn.Module | None:
+    """The module that conditions a level of `channels`, `scale` times smaller than the sketch,
+    under the `condition` option: FiLM, SpatialFiLM, or None (`concat`, or no conditions)."""
+    if not cond_dim or condition == "concat":
+        return None
+    if condition == "spade":
+        return SpatialFiLM(cond_dim, sketch_channels, channels, scale)
+    return FiLM(cond_dim, channels)
 
 
 class GeneratorBase(nn.Module):

@@ -7,10 +7,10 @@ from torch import nn
 
 from colorgan.registry import GENERATORS
 from colorgan.registry.generators.common import (
-    FiLM,
     GeneratorBase,
     check_positive_int,
     check_probability,
+    modulation,
 )
 from colorgan.registry.layers import init_weights, norm_layer
 
@@ -48,8 +48,9 @@ class ResnetGenerator(GeneratorBase):
       base_channels (int, 64): stem channels; the blocks run at 4 * base_channels.
       norm (batch|instance|group|none, instance): normalisation after every conv but the head.
       dropout (float, 0.0): dropout inside each residual block.
-      condition (concat|film, concat): concat the condition maps to the sketch at the input, or
-        FiLM-modulate each residual block's output and each upsampling level.
+      condition (concat|film|spade, concat): concat the condition maps to the sketch at the input,
+        or modulate each residual block's output and each upsampling level with FiLM (per
+        channel) or SpatialFiLM (per pixel, from the sketch and the condition: SPADE-style).
       fill (none|regions, none): `regions`: in eval mode every closed region of the sketch takes
         one colour, the median of the network's output there (flat-coloured art; region_fill).
       test_flip (bool, false): in eval mode, average the output with that of the mirrored sketch
@@ -75,7 +76,6 @@ class ResnetGenerator(GeneratorBase):
         check_positive_int("base_channels", base_channels)
         dropout = check_probability("dropout", dropout)
         self.size_multiple, self.min_size = 4, 8  # reflection padding needs the 1/4 maps >= 2x2
-        film_dim = cond_dim if condition == "film" else 0
         bias = norm == "none"
         c = base_channels
         first = in_channels + (cond_dim if condition == "concat" else 0)
@@ -92,8 +92,10 @@ class ResnetGenerator(GeneratorBase):
             nn.Sequential(nn.ConvTranspose2d(m, m // 2, 3, 2, 1, output_padding=1, bias=bias), norm_layer(norm, m // 2))
             for m in (4 * c, 2 * c)
         )
-        self.res_film = nn.ModuleList(FiLM(film_dim, 4 * c) for _ in range(blocks)) if film_dim else None
-        self.up_film = nn.ModuleList(FiLM(film_dim, m // 2) for m in (4 * c, 2 * c)) if film_dim else None
+        res_film = [modulation(condition, cond_dim, in_channels, 4 * c, 4) for _ in range(blocks)]
+        up_film = [modulation(condition, cond_dim, in_channels, m // 2, scale) for m, scale in ((4 * c, 2), (2 * c, 1))]
+        self.res_film = nn.ModuleList(res_film) if res_film[0] is not None else None
+        self.up_film = nn.ModuleList(up_film) if up_film[0] is not None else None
         self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c, out_channels, 7), nn.Tanh())
         init_weights(self)
 
@@ -106,10 +108,10 @@ class ResnetGenerator(GeneratorBase):
         for i, block in enumerate(self.res):
             x = block(x)
             if self.res_film is not None:
-                x = self.res_film[i](x, cond)
+                x = self.res_film[i](x, cond, sketch)
         for i, up in enumerate(self.up):
             x = up(x)
             if self.up_film is not None:
-                x = self.up_film[i](x, cond)
+                x = self.up_film[i](x, cond, sketch)
             x = torch.relu(x)
         return self.head(x)

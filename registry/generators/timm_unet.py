@@ -13,9 +13,9 @@ from torch import nn
 
 from colorgan.registry import GENERATORS
 from colorgan.registry.generators.common import (
-    FiLM,
     GeneratorBase,
     GeneratorOptionError,
+    modulation,
 )
 from colorgan.registry.layers import init_weights, norm_layer
 
@@ -24,24 +24,26 @@ _RESERVED = ("pretrained", "features_only", "in_chans", "out_indices", "pretrain
 
 
 class _DecoderStage(nn.Module):
-    """Upsample to the skip's size, concatenate the skip, (conv3x3, norm, ReLU) x 2, FiLM on the 2nd."""
+    """Upsample to the skip's size, concatenate the skip, (conv3x3, norm, ReLU) x 2, FiLM or
+    SpatialFiLM on the 2nd."""
 
-    def __init__(self, cin: int, skip: int, cout: int, norm: str, cond_dim: int) -> None:
+    def __init__(self, cin: int, skip: int, cout: int, norm: str, film: nn.Module | None) -> None:
         super().__init__()
         bias = norm == "none"
         self.conv1 = nn.Sequential(nn.Conv2d(cin + skip, cout, 3, 1, 1, bias=bias), norm_layer(norm, cout), nn.ReLU())
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=bias)
         self.norm2 = norm_layer(norm, cout)
-        self.film = FiLM(cond_dim, cout) if cond_dim else None
+        self.film = film
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None, size: tuple[int, int], cond: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None, size: tuple[int, int], cond: torch.Tensor | None,
+                sketch: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[-2:]) != tuple(size):
             x = F.interpolate(x, size=size, mode="nearest")
         if skip is not None:
             x = torch.cat([x, skip], dim=1)
         x = self.norm2(self.conv2(self.conv1(x)))
         if self.film is not None:
-            x = self.film(x, cond)
+            x = self.film(x, cond, sketch)
         return torch.relu(x)
 
 
@@ -169,8 +171,9 @@ class TimmUNet(GeneratorBase):
       decoder_channels (list[int] | None): one width per decoder stage, deepest first; by default
         each stage takes its skip level's width, the extra stages halve it (at least 16).
       norm (batch|instance|group|none, batch): decoder normalisation.
-      condition (concat|film, concat): condition maps concatenated to the encoder input, or FiLM
-        on every decoder stage.
+      condition (concat|film|spade, concat): condition maps concatenated to the encoder input, or
+        FiLM (per channel) or SpatialFiLM (per pixel, from the sketch and the condition:
+        SPADE-style) on every decoder stage.
       fill (none|regions, none): `regions`: in eval mode every closed region of the sketch takes
         one colour, the median of the network's output there (flat-coloured art; region_fill).
       test_flip (bool, false): in eval mode, average the output with that of the mirrored sketch
@@ -200,7 +203,6 @@ class TimmUNet(GeneratorBase):
         super().__init__(condition, fill, test_flip)
         self.in_channels, self.out_channels, self.cond_dim = in_channels, out_channels, cond_dim
         self.encoder_name = encoder
-        film_dim = cond_dim if condition == "film" else 0
         first = in_channels + (cond_dim if condition == "concat" else 0)
         norm_layer(norm, 16)  # an unknown norm fails here, before the encoder is built
 
@@ -216,8 +218,9 @@ class TimmUNet(GeneratorBase):
             encoder, self.feature_channels, self.reductions, first, decoder_channels)
         self.decoder = nn.ModuleList()
         cin = self.feature_channels[-1]
-        for skip, cout in zip(skips, decoder_channels):
-            self.decoder.append(_DecoderStage(cin, skip, cout, norm, film_dim))
+        for skip, cout, reduction in zip(skips, decoder_channels, self.targets):
+            film = modulation(condition, cond_dim, in_channels, cout, reduction)
+            self.decoder.append(_DecoderStage(cin, skip, cout, norm, film))
             cin = cout
         self.head = nn.Sequential(nn.Conv2d(cin, out_channels, 3, 1, 1), nn.Tanh())
         init_weights(self.decoder)
@@ -251,5 +254,5 @@ class TimmUNet(GeneratorBase):
                 size = (height // r, width // r)
             if self.targets[k] == 1:
                 skip = x if skip is None else torch.cat([skip, x], dim=1)
-            y = stage(y, skip, size, cond)
+            y = stage(y, skip, size, cond, sketch)
         return self.head(y)

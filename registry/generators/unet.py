@@ -7,10 +7,10 @@ from torch import nn
 
 from colorgan.registry import GENERATORS
 from colorgan.registry.generators.common import (
-    FiLM,
     GeneratorBase,
     check_positive_int,
     check_probability,
+    modulation,
 )
 from colorgan.registry.layers import init_weights, norm_layer
 
@@ -18,19 +18,19 @@ DROPOUT_LEVELS = 3  # pix2pix: dropout in the three decoder blocks just outside 
 
 
 class _Up(nn.Module):
-    """One decoder level: ReLU, 4x4 stride-2 transposed conv, norm, FiLM, dropout."""
+    """One decoder level: ReLU, 4x4 stride-2 transposed conv, norm, FiLM or SpatialFiLM, dropout."""
 
-    def __init__(self, cin: int, cout: int, norm: str, dropout: float, cond_dim: int) -> None:
+    def __init__(self, cin: int, cout: int, norm: str, dropout: float, film: nn.Module | None) -> None:
         super().__init__()
         self.conv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm == "none")
         self.norm = norm_layer(norm, cout)
-        self.film = FiLM(cond_dim, cout) if cond_dim else None
+        self.film = film
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None, sketch: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.conv(torch.relu(x)))
         if self.film is not None:
-            x = self.film(x, cond)
+            x = self.film(x, cond, sketch)
         return self.dropout(x)
 
 
@@ -49,8 +49,9 @@ class UNet(GeneratorBase):
         conv and the innermost (bottleneck) conv have none.
       dropout (float, 0.5): dropout in the three decoder blocks just outside the innermost one
         (where pix2pix puts it; the noise source of pix2pix). 0 turns it off.
-      condition (concat|film, concat): concat the condition maps to the sketch at the input, or
-        modulate every decoder level with FiLM (x * (1 + gamma) + beta).
+      condition (concat|film|spade, concat): concat the condition maps to the sketch at the input,
+        or modulate every decoder level (x * (1 + gamma) + beta) with FiLM (per channel) or
+        SpatialFiLM (per pixel, from the sketch and the condition: SPADE-style).
       fill (none|regions, none): `regions`: in eval mode every closed region of the sketch takes
         one colour, the median of the network's output there (flat-coloured art; region_fill).
       test_flip (bool, false): in eval mode, average the output with that of the mirrored sketch
@@ -78,7 +79,6 @@ class UNet(GeneratorBase):
         check_positive_int("max_channels", max_channels)
         dropout = check_probability("dropout", dropout)
         self.size_multiple = self.min_size = 2**depth
-        film_dim = cond_dim if condition == "film" else 0
 
         chans = [min(base_channels * 2**i, max_channels) for i in range(depth)]
         first = in_channels + (cond_dim if condition == "concat" else 0)
@@ -99,7 +99,7 @@ class UNet(GeneratorBase):
         for i in range(1, depth):
             cin = chans[i] if i == depth - 1 else 2 * chans[i]
             drop = dropout if depth - 1 - DROPOUT_LEVELS <= i < depth - 1 else 0.0
-            self.up.append(_Up(cin, chans[i - 1], norm, drop, film_dim))
+            self.up.append(_Up(cin, chans[i - 1], norm, drop, modulation(condition, cond_dim, in_channels, chans[i - 1], 2**i)))
         self.head = nn.Sequential(
             nn.ReLU(),
             nn.ConvTranspose2d(chans[0] if depth == 1 else 2 * chans[0], out_channels, 4, 2, 1),
@@ -119,7 +119,7 @@ class UNet(GeneratorBase):
         for i in range(self.depth - 1, 0, -1):  # up[i - 1] is level i
             if i < self.depth - 1:
                 x = torch.cat([skips[i], x], dim=1)
-            x = self.up[i - 1](x, cond)
+            x = self.up[i - 1](x, cond, sketch)
         if self.depth > 1:
             x = torch.cat([skips[0], x], dim=1)
         return self.head(x)
