@@ -100,9 +100,11 @@ class NanAfterOnDevice:
 
 def test_a_graphed_run_trains_validates_and_resumes_on_the_gpu(tmp_path, tiny_recipe, write_recipe, gpu_env):
     """`train.compile: auto` is `graph` on one GPU: the whole step as one CUDA graph, captured after 3
-    eager steps, runs a recipe with a learning-rate schedule, bf16 and augmentation to its model
-    file, and a run paused at step 3 resumes (capturing again) to the same end."""
+    eager steps, runs a recipe with a learning-rate schedule, bf16, augmentation and SPADE-style
+    conditioning to its model file, and a run paused at step 3 resumes (capturing again) to the
+    same end."""
     tiny_recipe["train"].update(compile="auto", mixed_precision="auto", lr_schedule="linear", decay_start=0.0)
+    tiny_recipe["generator"]["condition"] = "spade"
     tiny_recipe["data"]["augment"] = {"hflip": True, "warp": 1.0}
     path = write_recipe(tiny_recipe)
     run = tmp_path / "run"
