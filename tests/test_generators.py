@@ -70,7 +70,7 @@ def test_contract_shapes_range_gradients(name, condition):
 def test_spade_modulates_each_pixel_by_the_sketch_there_and_film_each_channel_alike():
     """FiLM's shift is one number per channel; SpatialFiLM's follows the sketch's layout (and the
     condition), so the same condition can do one thing to a face and another to a shirt."""
-    from colorgan.registry.generators.common import FiLM, SpatialFiLM
+    from colorgan.registry.generators import FiLM, SpatialFiLM
 
     torch.manual_seed(0)
     sketch = torch.ones(1, 1, 16, 16)
