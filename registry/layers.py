@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from colorgan.registry.instance_norm import InstanceNorm2d
+
 NORMS = ("batch", "instance", "group", "none")
 
 
@@ -14,7 +16,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
+        return InstanceNorm2d(channels)
     if kind == "group":
         return nn.GroupNorm(min(32, channels), channels)
     if kind == "none":

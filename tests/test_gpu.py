@@ -189,3 +189,32 @@ def test_a_graphed_step_replays_the_eager_one_with_its_learning_rate(tmp_path, g
     script.write_text(GRAPHED_TOY)
     done = subprocess.run([sys.executable, str(script)], env=gpu_env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr[-3000:]
+
+
+EMA_PASS_ON_CUDA = """
+import torch
+from colorgan.ema import EMA
+
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                            torch.nn.Dropout(0.5)).cuda()
+ema = EMA(model, decay=0.9)
+ema.module.forward = lambda sketch, cond: torch.nn.Sequential.forward(ema.module, sketch)
+batches = lambda: [{"sketch": torch.randn(2, 1, 8, 8, device="cuda"), "cond": None}]
+batch = batches()  # drawn before the pass: the pass itself must leave both generators as they were
+before = torch.cuda.get_rng_state(), torch.get_rng_state()
+ema.fit_norm_statistics(1, lambda: batch)
+assert torch.equal(torch.cuda.get_rng_state(), before[0]), "the CUDA generator moved"
+assert torch.equal(torch.get_rng_state(), before[1]), "the CPU generator moved"
+assert not torch.equal(ema.module[1].running_mean, model[1].running_mean), "no statistics were fitted"
+print("ok")
+"""
+
+
+def test_the_ema_statistics_pass_leaves_the_cuda_generator_as_it_was(tmp_path, gpu_env):
+    """`generators_restored` on a GPU: the EMA's BatchNorm pass draws dropout masks on the device,
+    and training's CUDA stream (augmentation, dropout) continues as if it had not run."""
+    script = tmp_path / "ema_pass.py"
+    script.write_text(EMA_PASS_ON_CUDA)
+    done = subprocess.run([sys.executable, str(script)], env=gpu_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr[-3000:]
