@@ -218,3 +218,54 @@ def test_the_ema_statistics_pass_leaves_the_cuda_generator_as_it_was(tmp_path, g
     script.write_text(EMA_PASS_ON_CUDA)
     done = subprocess.run([sys.executable, str(script)], env=gpu_env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr[-3000:]
+
+
+CHANNELS_LAST_NORM_ON_CUDA = """
+import torch
+from colorgan.registry.instance_norm import InstanceNorm2d
+
+torch.manual_seed(0)
+aten = torch.nn.InstanceNorm2d(64, affine=True).cuda()
+torch.nn.init.normal_(aten.weight, 1.0, 0.3)
+ours = InstanceNorm2d(64).cuda()
+ours.load_state_dict(aten.state_dict())
+x = (torch.randn(2, 64, 128, 128, device="cuda") * 2 + 3).contiguous(memory_format=torch.channels_last)
+g = torch.randn_like(x)
+for dtype, tolerance in ((torch.float32, 1e-4), (torch.bfloat16, 0.05)):
+    results = []
+    for norm in (aten, ours):
+        norm.zero_grad()
+        xx = x.detach().clone().requires_grad_()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            y = norm(xx.to(dtype))
+        (y.float() * g).sum().backward()
+        results.append((y.float(), xx.grad, norm.weight.grad.clone()))
+    assert results[1][0].is_contiguous(memory_format=torch.channels_last), "left channels-last"
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, rtol=tolerance, atol=tolerance * max(1.0, a.abs().max().item()) / 10)
+
+# Captured in a CUDA graph (what compile: graph does to the whole step) and replayed on new input.
+static = x.detach().clone().requires_grad_()
+side = torch.cuda.Stream()
+side.wait_stream(torch.cuda.current_stream())
+with torch.cuda.stream(side):
+    for _ in range(3):
+        ours(static).sum().backward()
+torch.cuda.current_stream().wait_stream(side)
+graph = torch.cuda.CUDAGraph()
+with torch.cuda.graph(graph):
+    out = ours(static)
+static.data.copy_(x * 0.5 - 1)
+graph.replay()
+torch.testing.assert_close(out, aten(static.detach()), rtol=1e-4, atol=1e-4)
+print("ok")
+"""
+
+
+def test_the_channels_last_instance_norm_matches_aten_on_the_gpu_and_in_a_cuda_graph(tmp_path, gpu_env):
+    """registry/instance_norm.py's path on CUDA (fp32 and bf16 autocast): ATen's values and
+    gradients, the map left channels-last, and a graph capture replaying it on new input."""
+    script = tmp_path / "norm.py"
+    script.write_text(CHANNELS_LAST_NORM_ON_CUDA)
+    done = subprocess.run([sys.executable, str(script)], env=gpu_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr[-3000:]
