@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 CHANNELS_LAST_FROM = 2**20
 """Elements of a feature map from which the channels-last path is taken. On an H200 (seed net,
@@ -47,7 +48,10 @@ class _ChannelsLastInstanceNorm(torch.autograd.Function):
             return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
+        # The statistics were computed without a graph, so a second derivative (a gradient penalty
+        # through a discriminator) would silently miss their terms: it raises instead.
         x, weight, mean, rstd = ctx.saved_tensors
         n, acc = x.shape[2] * x.shape[3], _accumulator(x)
         sum_grad = grad.sum(_SPATIAL, keepdim=True, dtype=acc)

@@ -102,3 +102,14 @@ def test_a_run_through_the_channels_last_path_trains_the_weights_atens_path_trai
     assert through_ours.keys() == through_aten.keys()
     for key, value in through_aten.items():
         torch.testing.assert_close(through_ours[key], value, rtol=1e-3, atol=1e-4, msg=key)
+
+
+def test_a_second_derivative_through_the_path_raises_instead_of_missing_terms():
+    """A gradient penalty (double backward) through the path would need the statistics' own
+    derivatives, which its closed-form backward does not carry."""
+    x = channels_last_map(2, 3, 8, 8).requires_grad_()
+    norm = InstanceNorm2d(3)
+    (grad,) = torch.autograd.grad((instance_norm_channels_last(x, norm.weight, norm.bias) ** 3).sum(), x,
+                                  create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
