@@ -20,6 +20,13 @@ def colorgan(args, env, cwd=None):
                           capture_output=True, text=True, timeout=600)
 
 
+def run_script_on_the_gpu(path, source, env):
+    """Run `source` as a script in a process that sees the GPU; it must exit 0 printing "ok" last."""
+    path.write_text(source)
+    done = subprocess.run([sys.executable, str(path)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr[-3000:]
+
+
 def test_training_on_the_gpu_resolves_bf16_and_channels_last(tmp_path, tiny_recipe, write_recipe, gpu_env):
     tiny_recipe["train"]["mixed_precision"] = "auto"
     run = tmp_path / "run"
@@ -185,10 +192,7 @@ def test_a_graphed_step_replays_the_eager_one_with_its_learning_rate(tmp_path, g
     """GraphedStep on a toy model: each replay takes its own rows and the schedule's learning rate
     (zero from step 7 on: the weights stop), matches the eager steps, and its optimizer's state
     dict is an eager one (a float lr, not capturable)."""
-    script = tmp_path / "toy.py"
-    script.write_text(GRAPHED_TOY)
-    done = subprocess.run([sys.executable, str(script)], env=gpu_env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr[-3000:]
+    run_script_on_the_gpu(tmp_path / "toy.py", GRAPHED_TOY, gpu_env)
 
 
 EMA_PASS_ON_CUDA = """
@@ -214,10 +218,7 @@ print("ok")
 def test_the_ema_statistics_pass_leaves_the_cuda_generator_as_it_was(tmp_path, gpu_env):
     """`generators_restored` on a GPU: the EMA's BatchNorm pass draws dropout masks on the device,
     and training's CUDA stream (augmentation, dropout) continues as if it had not run."""
-    script = tmp_path / "ema_pass.py"
-    script.write_text(EMA_PASS_ON_CUDA)
-    done = subprocess.run([sys.executable, str(script)], env=gpu_env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr[-3000:]
+    run_script_on_the_gpu(tmp_path / "ema_pass.py", EMA_PASS_ON_CUDA, gpu_env)
 
 
 CHANNELS_LAST_NORM_ON_CUDA = """
@@ -265,7 +266,4 @@ print("ok")
 def test_the_channels_last_instance_norm_matches_aten_on_the_gpu_and_in_a_cuda_graph(tmp_path, gpu_env):
     """registry/instance_norm.py's path on CUDA (fp32 and bf16 autocast): ATen's values and
     gradients, the map left channels-last, and a graph capture replaying it on new input."""
-    script = tmp_path / "norm.py"
-    script.write_text(CHANNELS_LAST_NORM_ON_CUDA)
-    done = subprocess.run([sys.executable, str(script)], env=gpu_env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr[-3000:]
+    run_script_on_the_gpu(tmp_path / "norm.py", CHANNELS_LAST_NORM_ON_CUDA, gpu_env)
