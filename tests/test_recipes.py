@@ -59,10 +59,10 @@ def test_recipe_trains_two_steps_small(path, tmp_path):
     assert result.step == 2 and result.model.is_file()
 
 
-def test_the_gpu_variant_of_real_icons_differs_only_in_name_and_epochs():
+def test_the_gpu_variant_of_real_icons_differs_only_in_name_and_steps():
     """recipes/real-icons-gpu.yaml is a copy (recipes have no includes): this keeps the two from drifting."""
     base, gpu = (recipes.load(Path(__file__).parent.parent / "recipes" / f"{n}.yaml").to_dict()
                  for n in ("real-icons", "real-icons-gpu"))
-    assert (gpu.pop("name"), gpu["train"].pop("epochs"), base.pop("name"), base["train"].pop("epochs")) == (
-        "real-icons-gpu", 4 * 45, "real-icons", 45)
+    assert (gpu.pop("name"), gpu["train"].pop("max_steps"), base.pop("name"), base["train"].pop("max_steps")) == (
+        "real-icons-gpu", 4 * 5850, "real-icons", 5850)
     assert gpu == base
