@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from colorgan import checkpoint, run_state
-from colorgan.build import build_parts, warn_batchnorm_at_batch_one
+from colorgan.build import build_parts, warn_batchnorm_at_batch_one, warn_fill_unsuited
 from colorgan.cpu_memory import keep_freed_memory
 from colorgan.data import load_dataset
 from colorgan.data.device_batches import DeviceBatches, RowNumbers
@@ -133,6 +133,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     check_against_schema(recipe, data.schema)
     parts = build_parts(recipe, data.schema)
     warn_batchnorm_at_batch_one(parts, t.batch_size)
+    warn_fill_unsuited(parts, data.train)
     if t.sync_batchnorm:
         if state.device.type != "cuda":
             raise RecipeError("train.sync_batchnorm: SyncBatchNorm needs GPUs; on the CPU leave it false")

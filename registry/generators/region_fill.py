@@ -30,6 +30,12 @@ LINE_THRESHOLD = 0.0
 
 FILL_MODES = ("none", "regions")
 
+SUITED_FILL_DB = 30.0
+"""How close (PSNR) a training set's targets must be to their own region fill for `fill: regions`
+to suit it (on 256 training pairs): Twemoji's set 37.6 dB and Fluent's 38.4 (sketches drawn from the colour shapes: every
+colour boundary is a line), OpenMoji's 16.4 (the artists' line art leaves hair against face, and
+hair and bodies against the background, unclosed) and the built-in icons' 18.7 (shading crosses no line)."""
+
 
 def propagation_rounds(height: int, width: int) -> int:
     """Rounds of label equivalence used for an H x W sketch: log2 of its side, plus 2.
@@ -85,3 +91,11 @@ def fill_regions(image: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     median = flat.gather(2, order.gather(2, middle.gather(2, slot)))
     filled = torch.where(labels[:, None] > 0, median, flat)
     return filled.view(batch, channels, height, width).to(image.dtype)
+
+
+def fill_fidelity_db(sketches: torch.Tensor, targets: torch.Tensor) -> float:
+    """PSNR (dB) of `targets` (N, C, H, W in [-1, 1]) against themselves filled by the regions of
+    their `sketches` (the same rows): how nearly the art is one flat colour inside every closed
+    outline, which is what `fill: regions` assumes of what the network draws."""
+    mse = (fill_regions(targets, sketch_regions(sketches)) - targets).div(2).pow(2).mean().clamp(min=1e-10)
+    return float(-10 * torch.log10(mse))
