@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from colorgan.data import images
-from colorgan.data.dataset import ColorDataset
+from colorgan.data.device_batches import DeviceBatches
 from colorgan.data.schema import ConditionSchema
 from colorgan.objective import Objective
 from colorgan.recipe import Recipe
@@ -102,26 +102,26 @@ def warn_batchnorm_at_batch_one(parts: Parts, batch_size: int) -> str | None:
 
 
 FILL_CHECK_ROWS = 256
-"""Training pairs, spread evenly over the set, that `warn_fill_unsuited` fills."""
+"""Training pairs, spread evenly over the set, that `warn_fill_unsuited` fills: a property of the
+art, which a few hundred pairs tell."""
 
 
 class FillUnsuitedWarning(UserWarning):
     """`generator.fill: regions` on art that is not flat colour inside closed outlines."""
 
 
-def warn_fill_unsuited(parts: Parts, train: ColorDataset) -> str | None:
+def warn_fill_unsuited(parts: Parts, batches: DeviceBatches) -> str | None:
     """Warn (and return the one-line message) when the generator fills regions but the training
     targets are not one colour inside their sketch's closed outlines (`fill_fidelity_db` below
     SUITED_FILL_DB): there the median of a region that joins hair to face, or a body to the
     background, repaints one with the other's colour (real-icons on OpenMoji's line art: 16.8 dB
-    and skin accuracy 0.50 filled, 26.5 dB and 0.88 not)."""
+    and skin accuracy 0.50 filled, 26.5 dB and 0.88 not). Reads the rows `batches` already holds."""
     if getattr(parts.generator.net, "fill", "none") != "regions":
         return None
-    rows = train.stacked()
-    picked = torch.arange(len(rows.target_of_row))[::max(1, len(rows.target_of_row) // FILL_CHECK_ROWS)]
-    picked = picked[:FILL_CHECK_ROWS]  # a property of the art: a few hundred pairs tell it, in little memory
-    fidelity = fill_fidelity_db(images.uint8_to_float(rows.sketches[rows.sketch_of_row[picked]]),
-                                images.uint8_to_float(rows.targets[rows.target_of_row[picked]]))
+    rows = len(batches)
+    picked = torch.arange(rows)[::max(1, rows // FILL_CHECK_ROWS)][:FILL_CHECK_ROWS]
+    pairs = batches.batch(picked, augmented=False)
+    fidelity = fill_fidelity_db(pairs["sketch"], pairs["target"])
     if fidelity >= SUITED_FILL_DB:
         return None
     message = (f"generator.fill=regions: the training targets are {fidelity:.1f} dB from their own region fill "

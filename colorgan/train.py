@@ -133,7 +133,6 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     check_against_schema(recipe, data.schema)
     parts = build_parts(recipe, data.schema)
     warn_batchnorm_at_batch_one(parts, t.batch_size)
-    warn_fill_unsuited(parts, data.train)
     if t.sync_batchnorm:
         if state.device.type != "cuda":
             raise RecipeError("train.sync_batchnorm: SyncBatchNorm needs GPUs; on the CPU leave it false")
@@ -146,6 +145,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         )
     batches = DeviceBatches(data.train, parts.generator.encode, state.device, recipe.data.augment,
                             regions=parts.objective.needs_region)
+    warn_fill_unsuited(parts, batches)
     compile = _resolved_compile(t, state.device, state.num_processes, batches)
     state.wait_for_everyone()
     if state.is_main_process and resume_from is None:  # a resume writes nothing before its checkpoint loads

@@ -40,25 +40,20 @@ The same package, size and library versions give byte-identical files.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import hashlib
 import io
 import json
-import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from emoji_set import SKINS, command_line, fail, report, write_set
 
 PACKAGE = "@iconify-json/fluent-emoji-flat"
 TESTED_VERSION = "1.2.6"
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
-SKINS = ("default", "light", "medium-light", "medium", "medium-dark", "dark")
 MODIFIERS = {"1f3fb": "light", "1f3fc": "medium-light", "1f3fd": "medium", "1f3fe": "medium-dark",
              "1f3ff": "dark"}
 LINE_PX_AT_64 = 1.1
@@ -113,10 +108,6 @@ LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
 OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 SOFTWARE.
 """
-
-
-def fail(message: str) -> None:
-    sys.exit(f"make_fluent_emoji: {message}")
 
 
 def load_package(pkg: Path) -> tuple[dict, dict, dict, str]:
@@ -294,10 +285,6 @@ def dedup_sketches(kept: list, icons: dict, width: float, height: float, size: i
     return sketches
 
 
-def split_of(name: str) -> str:
-    return "test" if int(hashlib.sha256(name.encode("utf-8")).hexdigest(), 16) % 5 == 0 else "train"
-
-
 def build(out: Path, pkg: Path, size: int, tones_match: str = "geometry") -> None:
     started = time.monotonic()
     icons_json, chars, categories, version = load_package(pkg)
@@ -315,73 +302,29 @@ def build(out: Path, pkg: Path, size: int, tones_match: str = "geometry") -> Non
     if not kept:
         fail("no emoji passed the selection; is this the right package?")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        (tmp / "images").mkdir()
-        sketches = dedup_sketches(kept, icons, width, height, size, excluded)
-        kept = [(name, variants) for name, variants in kept if name in sketches]
-        rows = []
-        for name, variants in kept:
-            sketch = sketches[name]
-            sketch_path = f"images/{name}--sketch.png"
-            sketch.save(tmp / sketch_path, format="PNG")
-            split = split_of(name)
-            for skin in SKINS:
-                v = icons[variants[skin]]
-                colour_path = f"images/{name}--{skin}.png"
-                render(svg(v, v["body"], width, height), size, "RGB").save(tmp / colour_path, format="PNG")
-                rows.append({"input": sketch_path, "output": colour_path, "skin": skin, "split": split})
-        (tmp / "LICENSE.txt").write_text(
-            LICENSE.format(package=PACKAGE, version=version, size=size), encoding="utf-8")
-        with open(tmp / "Metadata.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["input", "output", "skin", "split"], lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        if out.exists():
-            out.rmdir()  # checked empty in main(); fails loudly if something appeared meanwhile
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    os.chmod(out, 0o755)
+    sketches = dedup_sketches(kept, icons, width, height, size, excluded)
+    variants_of = {name: variants for name, variants in kept if name in sketches}
 
-    print(f"{PACKAGE}@{version}, {size} px -> {out}")
-    for reason, names in excluded.items():
-        if names:
-            listed = "" if reason == "hand or body part" else ": " + ", ".join(names)
-            print(f"excluded, {reason} ({len(names)}){listed}")
-    for split in ("train", "test"):
-        r = [row for row in rows if row["split"] == split]
-        print(f"{split}: {len({row['input'] for row in r})} characters, {len(r)} pairs")
-    print(f"total: {len(kept)} characters, {len(rows)} pairs, {time.monotonic() - started:.1f} s")
+    def colour(name: str, skin: str):
+        v = icons[variants_of[name][skin]]
+        return render(svg(v, v["body"], width, height), size, "RGB")
+
+    rows = write_set(out, [(name, sketches[name]) for name in variants_of], colour,
+                     LICENSE.format(package=PACKAGE, version=version, size=size))
+    report(f"{PACKAGE}@{version}", size, out, excluded, rows, started)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder to create (must not exist or be empty)")
-    parser.add_argument("--package", type=Path, required=True, metavar="DIR",
-                        help=f"unpacked {PACKAGE} package (the folder holding icons.json)")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    parser.add_argument("--tones-match", choices=("geometry", "sketch"), default="geometry",
-                        help="geometry (default, make_twemoji's rule): the six SVGs must have the same "
-                             "elements and attributes except colours; sketch: also keep an emoji whose "
-                             "six sketches differ by at most %d grey levels in every pixel (Fluent's "
-                             "tones often differ only in path rounding or merged same-colour paths); "
-                             "the neutral variant's sketch is used" % TONE_SKETCH_LEVELS)
-    args = parser.parse_args(argv)
-    if not 16 <= args.size <= 2048:
-        parser.error("--size must be between 16 and 2048")
-    out = args.out_dir
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        fail(f"{out} exists and is not an empty folder; remove it or choose another OUT_DIR")
-    try:
-        import cairosvg  # noqa: F401
-        import PIL  # noqa: F401
-    except (ImportError, OSError) as err:
-        fail(f"cannot import cairosvg/pillow ({err}); pip install cairosvg pillow, and on Debian "
-             "apt-get install libcairo2 for the cairo library")
-    build(out, args.package, args.size, args.tones_match)
+    def tones_match(parser) -> None:
+        parser.add_argument("--tones-match", choices=("geometry", "sketch"), default="geometry",
+                            help="geometry (default, make_twemoji's rule): the six SVGs must have the same "
+                                 "elements and attributes except colours; sketch: also keep an emoji whose "
+                                 "six sketches differ by at most %d grey levels in every pixel (Fluent's "
+                                 "tones often differ only in path rounding or merged same-colour paths); "
+                                 "the neutral variant's sketch is used" % TONE_SKETCH_LEVELS)
+    args = command_line(__doc__.split("\n\n")[0], f"unpacked {PACKAGE} package (the folder holding icons.json)",
+                        argv, tones_match)
+    build(args.out_dir, args.package, args.size, args.tones_match)
 
 
 if __name__ == "__main__":

@@ -36,23 +36,18 @@ held out). The same package, size and library versions give byte-identical files
 
 from __future__ import annotations
 
-import argparse
-import csv
-import hashlib
 import io
 import json
-import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 import unicodedata
 from pathlib import Path
 
+from emoji_set import SKINS, command_line, fail, report, write_set
+
 PACKAGE = "openmoji"
 TESTED_VERSION = "17.0.0"
-SKINS = ("default", "light", "medium-light", "medium", "medium-dark", "dark")
 MODIFIERS = dict(zip(("1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"), SKINS[1:]))  # Fitzpatrick 1-2..6
 HANDS_AND_BODY_PARTS = frozenset({"hand-fingers-open", "hand-fingers-partial", "hand-single-finger",
                                   "hand-fingers-closed", "hands", "hand-prop", "body-parts"})
@@ -71,10 +66,6 @@ OpenMoji and are licensed under the same CC BY-SA 4.0 licence: keep this file wi
 "OpenMoji, CC BY-SA 4.0" wherever you publish images made from them, and share adaptations of the
 images under CC BY-SA 4.0.
 """
-
-
-def fail(message: str) -> None:
-    sys.exit(f"make_openmoji: {message}")
 
 
 def load_package(pkg: Path) -> tuple[Path, list[dict], str]:
@@ -166,71 +157,23 @@ def select(pkg: Path, emoji: list[dict], size: int) -> tuple[list[tuple[str, dic
     return sorted(kept, key=lambda k: k[0]), {k: sorted(v) for k, v in excluded.items()}
 
 
-def split_of(name: str) -> str:
-    return "test" if int(hashlib.sha256(name.encode("utf-8")).hexdigest(), 16) % 5 == 0 else "train"
-
-
 def build(out: Path, pkg: Path, size: int) -> None:
     started = time.monotonic()
     pkg, emoji, version = load_package(pkg)
     kept, excluded = select(pkg, emoji, size)
     if not kept:
         fail("no emoji passed the selection; is this the right package?")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        (tmp / "images").mkdir()
-        rows = []
-        for name, hexes, sketch in kept:
-            sketch_path = f"images/{name}--sketch.png"
-            sketch.save(tmp / sketch_path, format="PNG")
-            for skin in SKINS:
-                colour_path = f"images/{name}--{skin}.png"
-                render(pkg / "color" / "svg" / f"{hexes[skin]}.svg", size, "RGB").save(tmp / colour_path, format="PNG")
-                rows.append({"input": sketch_path, "output": colour_path, "skin": skin, "split": split_of(name)})
-        (tmp / "LICENSE.txt").write_text(
-            LICENSE.format(package=PACKAGE, version=version, size=size), encoding="utf-8")
-        with open(tmp / "Metadata.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["input", "output", "skin", "split"], lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        if out.exists():
-            out.rmdir()  # checked empty in main(); fails loudly if something appeared meanwhile
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    os.chmod(out, 0o755)
-
-    print(f"{PACKAGE}@{version}, {size} px -> {out}")
-    for reason, names in excluded.items():
-        if names:
-            listed = "" if reason == "hand or body part" else ": " + ", ".join(names)
-            print(f"excluded, {reason} ({len(names)}){listed}")
-    for split in ("train", "test"):
-        r = [row for row in rows if row["split"] == split]
-        print(f"{split}: {len({row['input'] for row in r})} characters, {len(r)} pairs")
-    print(f"total: {len(kept)} characters, {len(rows)} pairs, {time.monotonic() - started:.1f} s")
+    colours = {name: hexes for name, hexes, _ in kept}
+    rows = write_set(out, [(name, sketch) for name, _, sketch in kept],
+                     lambda name, skin: render(pkg / "color" / "svg" / f"{colours[name][skin]}.svg", size, "RGB"),
+                     LICENSE.format(package=PACKAGE, version=version, size=size))
+    report(f"{PACKAGE}@{version}", size, out, excluded, rows, started)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder to create (must not exist or be empty)")
-    parser.add_argument("--package", type=Path, required=True, metavar="DIR",
-                        help=f"unpacked {PACKAGE} package (the folder holding color/, black/ and data/)")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    args = parser.parse_args(argv)
-    if not 16 <= args.size <= 2048:
-        parser.error("--size must be between 16 and 2048")
-    if (out := args.out_dir).exists() and (not out.is_dir() or any(out.iterdir())):
-        fail(f"{out} exists and is not an empty folder; remove it or choose another OUT_DIR")
-    try:
-        import cairosvg  # noqa: F401
-        import PIL  # noqa: F401
-    except (ImportError, OSError) as err:
-        fail(f"cannot import cairosvg/pillow ({err}); pip install cairosvg pillow, and on Debian "
-             "apt-get install libcairo2 for the cairo library")
-    build(out, args.package, args.size)
+    args = command_line(__doc__.split("\n\n")[0],
+                        f"unpacked {PACKAGE} package (the folder holding color/, black/ and data/)", argv)
+    build(args.out_dir, args.package, args.size)
 
 
 if __name__ == "__main__":

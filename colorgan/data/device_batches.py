@@ -67,6 +67,9 @@ class DeviceBatches:
         self.tensors = {k: (t.to(home) if home.type != "cpu" or device.type == "cpu" else t.pin_memory())
                         for k, t in tensors.items()}
 
+    def __len__(self) -> int:
+        return len(self.tensors["sketch_of_row"])
+
     def batch(self, rows: torch.Tensor, augmented: bool = True) -> dict[str, Any]:
         """The rows' tensors on the device, changed by the recipe's augmentation unless
         `augmented` is false (no random draw then: the RNG stream of training is untouched)."""
