@@ -96,7 +96,7 @@ def _cpu_model() -> str:
 
 def _parts_and_batch(recipe: Recipe):
     """The recipe's parts and one training batch, gathered as training gathers it."""
-    from colorgan.build import build_parts
+    from colorgan.build import build_parts, resolve_fill
     from colorgan.data import load_dataset
     from colorgan.data.device_batches import DeviceBatches
 
@@ -106,6 +106,7 @@ def _parts_and_batch(recipe: Recipe):
     rows = torch.arange(recipe.train.batch_size) % len(data.train)
     batches = DeviceBatches(data.train, parts.generator.encode, torch.device("cpu"), recipe.data.augment,
                             regions=parts.objective.needs_region)
+    resolve_fill(recipe, parts, batches)  # the sampling figure fills as the trained model would
     return parts, batches.batch(rows)
 
 

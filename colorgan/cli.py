@@ -6,7 +6,9 @@ exit code 2 — no traceback; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -20,10 +22,26 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
+def _ours_in_one_line(show: Callable[..., None]) -> Callable[..., None]:
+    """`warnings.showwarning` that prints colorgan's own warnings (emulated bf16, BatchNorm at
+    batch 1, a fill that does not suit the art) as one line of advice on stderr, without the
+    library's source line, and passes other packages' warnings to `show`."""
+
+    def show_warning(message, category, *args, **kwargs) -> None:
+        if category.__module__.partition(".")[0] == "colorgan":
+            click.echo(f"colorgan: warning: {message}", err=True)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return show_warning
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _ours_in_one_line(warnings.showwarning)
+                return super().invoke(ctx)
         except ColorganError as err:
             raise BadInput(one_line(str(err))) from None
         except OSError as err:  # the system refused a path (full disk, permissions, a name too long)

@@ -185,14 +185,24 @@ def write_failure(err: BaseException, folder: Path) -> str | None:
 
 
 def model_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Keys of MODEL_KEYS whose values differ between two plain recipes."""
+    """Keys of MODEL_KEYS whose values differ between two plain recipes, `old` being the run's.
+
+    A component option that `new` leaves to `auto` matches what the run chose for it (its saved
+    recipe holds the choice, `generator.fill` for one): resuming, training decides it again from
+    the same data.
+    """
 
     def get(data: dict[str, Any], dotted: str) -> Any:
         for part in dotted.split("."):
             data = data.get(part) if isinstance(data, dict) else None
         return data
 
-    return [k for k in MODEL_KEYS if get(old, k) != get(new, k)]
+    def as_chosen(run_value: Any, value: Any) -> Any:
+        if not (isinstance(run_value, dict) and isinstance(value, dict)):
+            return value
+        return {key: run_value.get(key, v) if v == "auto" else v for key, v in value.items()}
+
+    return [k for k in MODEL_KEYS if get(old, k) != as_chosen(get(old, k), get(new, k))]
 
 
 def prepare_run_folder(run: Path, recipe: Recipe, resume: str | None, overwrite: bool) -> Path | None:

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from colorgan import checkpoint, run_state
-from colorgan.build import build_parts, warn_batchnorm_at_batch_one, warn_fill_unsuited
+from colorgan.build import build_parts, resolve_fill, warn_batchnorm_at_batch_one
 from colorgan.cpu_memory import keep_freed_memory
 from colorgan.data import load_dataset
 from colorgan.data.device_batches import DeviceBatches, RowNumbers
@@ -145,7 +145,9 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
         )
     batches = DeviceBatches(data.train, parts.generator.encode, state.device, recipe.data.augment,
                             regions=parts.objective.needs_region)
-    warn_fill_unsuited(parts, batches)
+    recipe, fill_choice = resolve_fill(recipe, parts, batches)  # the run saves and exports what `auto` chose
+    if fill_choice and state.is_main_process:
+        print(f"colorgan: {fill_choice}", file=sys.stderr)
     compile = _resolved_compile(t, state.device, state.num_processes, batches)
     state.wait_for_everyone()
     if state.is_main_process and resume_from is None:  # a resume writes nothing before its checkpoint loads

@@ -10,6 +10,7 @@ import torch
 
 from colorgan.errors import RegistryError
 from colorgan.registry import GENERATORS
+from colorgan.registry.generators.common import GeneratorOptionError
 from colorgan.registry.generators.region_fill import (SUITED_FILL_DB, fill_fidelity_db, fill_regions,
                                                       propagation_rounds, sketch_regions)
 
@@ -162,7 +163,7 @@ def test_every_builtin_generator_fills_regions_in_eval_mode_only(name, options, 
 
 
 def test_an_unknown_fill_is_a_one_line_error():
-    with pytest.raises(RegistryError, match="fill: expected one of none, regions, got 'flood'"):
+    with pytest.raises(RegistryError, match="fill: expected one of none, regions, auto, got 'flood'"):
         GENERATORS.build({"type": "unet", "depth": 2, "fill": "flood"}, in_channels=1, out_channels=3, cond_dim=4)
 
 
@@ -210,8 +211,83 @@ def test_recipe_check_refuses_a_bad_fill_or_test_flip_before_building(tmp_path):
 
     from colorgan.cli import cli
 
-    for override, message in (("generator.fill=flood", "generator.fill: expected one of 'none', 'regions', got 'flood'"),
+    for override, message in (("generator.fill=flood", "generator.fill: expected one of 'none', 'regions', 'auto', got 'flood'"),
                               ("generator.test_flip=1", "generator.test_flip: expected one of false, true, got 1")):
         recipe = Path(__file__).resolve().parents[1] / "recipes" / "real-icons.yaml"
         result = CliRunner().invoke(cli, ["recipe", "check", str(recipe), "-o", override])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def write_boxes_set(folder: Path, characters: int = 4) -> Path:
+    """A dataset of flat colour inside closed outlines (what `fill: regions` suits): each
+    character a different box drawn in black lines, the box filled by the `skin` colour."""
+    from PIL import Image, ImageDraw
+
+    colours = {"red": (200, 30, 30), "blue": (30, 60, 200)}
+    rows = ["input,output,skin"]
+    (folder / "sketches").mkdir(parents=True)
+    (folder / "colored").mkdir()
+    for c in range(characters):
+        box = (4 + 2 * c, 6, 26 - c, 27 - 2 * c)
+        sketch = Image.new("L", (32, 32), 255)
+        ImageDraw.Draw(sketch).rectangle(box, outline=0, width=1)
+        sketch.save(folder / f"sketches/c{c}.png")
+        for name, rgb in colours.items():
+            target = Image.new("RGB", (32, 32), (255, 255, 255))
+            ImageDraw.Draw(target).rectangle(box, fill=rgb, outline=(0, 0, 0), width=1)
+            target.save(folder / f"colored/c{c}-{name}.png")
+            rows.append(f"sketches/c{c}.png,colored/c{c}-{name}.png,{name}")
+    (folder / "Metadata.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("art, chosen", [("boxes", "regions"), ("icons", "none")])
+def test_fill_auto_is_chosen_from_the_training_set_and_saved_resolved(tmp_path, tiny_recipe, art, chosen):
+    """Through the CLI: `fill: auto` says what it chose and why, the run's recipe and model file
+    carry the choice (so sampling, evaluation and ONNX need no data to know it), and the run
+    resumes from the same recipe with `auto` in it."""
+    import yaml
+    from click.testing import CliRunner
+
+    from colorgan import checkpoint
+    from colorgan.cli import cli
+
+    tiny_recipe["generator"]["fill"] = "auto"
+    tiny_recipe["train"].update(max_steps=4, checkpoint_every=2)
+    if art == "boxes":
+        tiny_recipe["data"] = {"path": str(write_boxes_set(tmp_path / "boxes")), "image_size": 32,
+                               "holdout": {"kind": "none"}}
+    recipe_file = tmp_path / "recipe.yaml"
+    recipe_file.write_text(yaml.safe_dump(tiny_recipe))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", str(recipe_file), "--out", str(run), "--stop-at", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"colorgan: generator.fill {chosen} (auto: the training targets are " in result.output
+    assert yaml.safe_load((run / "recipe.yaml").read_text())["generator"]["fill"] == chosen
+    result = CliRunner().invoke(cli, ["train", str(recipe_file), "--out", str(run), "--resume", "latest"])
+    assert result.exit_code == 0, result.output
+    generator, saved, _ = checkpoint.load(run / "model.safetensors")
+    assert generator.net.fill == chosen and saved.generator["fill"] == chosen
+
+
+def test_an_undecided_fill_auto_refuses_eval_mode():
+    generator = GENERATORS.build({"type": "unet", "depth": 2, "fill": "auto"}, in_channels=1, out_channels=3, cond_dim=4)
+    sketch = torch.ones(1, 1, 8, 8)
+    assert generator(sketch, torch.zeros(1, 4)).shape == (1, 3, 8, 8)  # training draws raw
+    with pytest.raises(GeneratorOptionError, match="fill: auto is decided by training"):
+        generator.eval()(sketch, torch.zeros(1, 4))
+
+
+def test_the_cli_gives_an_unsuited_fill_warning_in_one_line(tmp_path, tiny_recipe, write_recipe):
+    from click.testing import CliRunner
+
+    from colorgan.cli import cli
+
+    tiny_recipe["generator"]["fill"] = "regions"
+    result = CliRunner().invoke(cli, ["train", str(write_recipe(tiny_recipe)), "--out", str(tmp_path / "run"),
+                                      "--stop-at", "1"])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if "warning" in line.lower()]
+    assert len(warned) == 1 and warned[0].startswith("colorgan: warning: generator.fill=regions: the training "
+                                                     "targets are "), result.output
+    assert "warnings.warn" not in result.output and "FillUnsuitedWarning" not in result.output

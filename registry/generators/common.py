@@ -172,6 +172,9 @@ class GeneratorBase(nn.Module):
             image = (image + self.draw(sketch.flip(-1), cond).flip(-1)) / 2
         if self.fill == "regions":
             image = fill_regions(image, sketch_regions(sketch))
+        elif self.fill == "auto":
+            raise GeneratorOptionError("fill: auto is decided by training from its training set "
+                                       "(colorgan.build.resolve_fill); set none or regions to use an untrained generator")
         return image
 
     def _inputs(self, sketch: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:

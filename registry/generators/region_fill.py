@@ -28,11 +28,14 @@ import torch.nn.functional as F
 LINE_THRESHOLD = 0.0
 """A sketch pixel darker than this (in [-1, 1], mid-grey = 0) is a line, not part of a region."""
 
-FILL_MODES = ("none", "regions")
+FILL_MODES = ("none", "regions", "auto")
+"""`auto` is decided by training from its training set (`colorgan.build.resolve_fill`: `regions`
+where the targets are within SUITED_FILL_DB of their own fill, else `none`) and saved resolved in
+the run's recipe and model file; a generator whose `auto` was never decided refuses eval mode."""
 
 SUITED_FILL_DB = 30.0
 """How close (PSNR) a training set's targets must be to their own region fill for `fill: regions`
-to suit it (on 256 training pairs): Twemoji's set 37.6 dB and Fluent's 38.4 (sketches drawn from the colour shapes: every
+to suit it (what `auto` chooses by; below it, an explicit `regions` warns) (on 256 training pairs): Twemoji's set 37.6 dB and Fluent's 38.4 (sketches drawn from the colour shapes: every
 colour boundary is a line), OpenMoji's 16.4 (the artists' line art leaves hair against face, and
 hair and bodies against the background, unclosed) and the built-in icons' 18.7 (shading crosses no line)."""
 

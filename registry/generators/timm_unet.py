@@ -174,8 +174,9 @@ class TimmUNet(GeneratorBase):
       condition (concat|film|spade, concat): condition maps concatenated to the encoder input, or
         FiLM (per channel) or SpatialFiLM (per pixel, from the sketch and the condition:
         SPADE-style) on every decoder stage.
-      fill (none|regions, none): `regions`: in eval mode every closed region of the sketch takes
-        one colour, the median of the network's output there (flat-coloured art; region_fill).
+      fill (none|regions|auto, none): `regions`: in eval mode every closed region of the sketch takes
+        one colour, the median of the network's output there (flat-coloured art; region_fill);
+        `auto`: training chooses from its training set whether its art suits that.
       test_flip (bool, false): in eval mode, average the output with that of the mirrored sketch
         (mirrored back): test-time augmentation for a model trained with `data.augment.hflip`.
       out_indices (list[int] | None): which encoder levels to use (timm's default: all).

@@ -52,8 +52,9 @@ class UNet(GeneratorBase):
       condition (concat|film|spade, concat): concat the condition maps to the sketch at the input,
         or modulate every decoder level (x * (1 + gamma) + beta) with FiLM (per channel) or
         SpatialFiLM (per pixel, from the sketch and the condition: SPADE-style).
-      fill (none|regions, none): `regions`: in eval mode every closed region of the sketch takes
-        one colour, the median of the network's output there (flat-coloured art; region_fill).
+      fill (none|regions|auto, none): `regions`: in eval mode every closed region of the sketch takes
+        one colour, the median of the network's output there (flat-coloured art; region_fill);
+        `auto`: training chooses from its training set whether its art suits that.
       test_flip (bool, false): in eval mode, average the output with that of the mirrored sketch
         (mirrored back): test-time augmentation for a model trained with `data.augment.hflip`.
     """
