@@ -27,22 +27,37 @@ def torch_optimizer(optimizer) -> torch.optim.Optimizer:
     return getattr(optimizer, "optimizer", optimizer)
 
 
-def lr_lambda(kind: str, total: int, decay_start: float):
-    """Factor of the base learning rate at a scheduler step.
+class Horizon:
+    """The scheduler step where the learning rate reaches its end, in the scheduler's own units.
+
+    A run with a time budget (`colorgan bench quality --minutes`) moves it in while it trains, to
+    the step its measured pace reaches when the time is up, so that the decay finishes with the
+    run: a schedule cut off half-way leaves the model at a high learning rate, where it has not
+    settled. Not checkpointed: a budget belongs to one call of `train`; a resumed run follows its
+    recipe's schedule.
+    """
+
+    def __init__(self, steps: int) -> None:
+        self.steps = max(1, steps)
+
+
+def lr_lambda(kind: str, horizon: Horizon, decay_start: float):
+    """Factor of the base learning rate at a scheduler step, for a run that ends at `horizon`.
 
     constant: 1. linear: pix2pix's rule, 1 until `decay_start` of the run, then linearly to 0.
-    cosine: half a cosine from 1 to 0 over the run.
+    cosine: half a cosine from 1 to 0 over the run. The horizon is read at every step (it may move).
     """
-    total = max(1, total)
-    start = int(total * decay_start)
 
     def constant(step: int) -> float:
         return 1.0
 
     def linear(step: int) -> float:
+        total = horizon.steps
+        start = int(total * decay_start)
         return 1.0 if step < start else max(0.0, 1.0 - (step - start) / max(1, total - start))
 
     def cosine(step: int) -> float:
+        total = horizon.steps
         return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
 
     return {"constant": constant, "linear": linear, "cosine": cosine}[kind]

@@ -26,7 +26,8 @@ from typing import Callable
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, broadcast_object_list, set_seed
+from accelerate.utils import (DataLoaderConfiguration, DistributedDataParallelKwargs, broadcast, broadcast_object_list,
+                               set_seed)
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -41,7 +42,7 @@ from colorgan.graph_step import GraphedStep
 from colorgan.guard import NonFiniteGuard, NonFiniteLoss
 from colorgan.hardware import (Precision, auto_precision, compile_mode, graph_obstacle, memory_format,
                                resolve_device, resolve_precision)
-from colorgan.optim import adam, lr_lambda
+from colorgan.optim import Horizon, adam, lr_lambda
 from colorgan.recipe import Recipe, TrainConfig, check_against_schema, validate
 from colorgan.samples import pick_samples, render
 from colorgan.schedule import Schedule
@@ -106,8 +107,9 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     that both loops meet the same machine (a shared machine's speed drifts within seconds).
 
     `stop_at` pauses after that step (checkpoint written, no model: resume later); `time_limit`
-    (seconds) ends the run early as if it were complete (checkpoint and model written), which is
-    how `colorgan bench quality` trains for a fixed wall-clock budget. `device` (cpu, cuda; default
+    (seconds) ends the run early as if it were complete (checkpoint and model written), its
+    learning-rate schedule fitted to end with it, which is how `colorgan bench quality` trains for a
+    fixed wall-clock budget. `device` (cpu, cuda; default
     CUDA when there is a GPU) is one per process: under torchrun each rank takes its own GPU.
     """
     validate(recipe)
@@ -255,7 +257,8 @@ class Trainer:
         self.steps_per_epoch = math.ceil((len(data.train) // (t.batch_size * world)) / t.grad_accum)
         self.total = t.max_steps if t.max_steps is not None else t.epochs * self.steps_per_epoch
         # Accelerate steps a prepared scheduler once per process per update: count in those units.
-        schedule = lr_lambda(t.lr_schedule, self.total * world, t.decay_start)
+        self.horizon = Horizon(self.total * world)  # moved in by a time budget (`_fit_schedule_to_budget`)
+        schedule = lr_lambda(t.lr_schedule, self.horizon, t.decay_start)
         g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, schedule)
         d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, schedule)
         G, D, g_opt, d_opt, g_sched, d_sched, self.loader = accelerator.prepare(
@@ -308,6 +311,7 @@ class Trainer:
         t, accelerator, progress = self.recipe.train, self.accelerator, self.progress
         started = time.perf_counter()
         self.last_log = (progress.step, started)
+        self.budget = (progress.step, started, time_limit) if time_limit is not None else None
         self.bar = tqdm(total=self.total, initial=progress.step, desc=self.recipe.name, unit="step",
                         disable=not accelerator.is_local_main_process)
         self.models.generator.train()
@@ -423,12 +427,27 @@ class Trainer:
         values.update(epoch=self.progress.epoch, lr=self.schedulers["g"].get_last_lr()[0],
                       world_size=self.world, images_per_s=images / max(now - last_time, 1e-9))
         self.accelerator.log(values, step=step)
+        if self.budget is not None:
+            self._fit_schedule_to_budget(now)
         self.bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}",
                              img_s=f"{values['images_per_s']:.1f}")
         if self.after_log is not None and self.accelerator.is_main_process:
             self.after_log()
             now = time.perf_counter()  # the next interval starts after it
         self.last_log = (step, now)
+
+    def _fit_schedule_to_budget(self, now: float) -> None:
+        """End the learning-rate schedule where this run's pace says the time budget ends (`Horizon`).
+
+        The pace is every step since the run started, over all the time it took (sample sheets and
+        validation included, as they will be again). Rank 0 decides, so every rank decays alike.
+        """
+        first, started, limit = self.budget
+        step = self.progress.step
+        reachable = step + (limit - (now - started)) * (step - first) / max(now - started, 1e-9)
+        if self.world > 1:
+            reachable = broadcast(torch.tensor([reachable], device=self.device, dtype=torch.float64)).item()
+        self.horizon.steps = min(self.total, max(step, round(reachable))) * self.world
 
     def sample(self, losses: torch.Tensor) -> None:
         if not self.accelerator.is_main_process:

@@ -173,6 +173,18 @@ def test_compile_trains_the_same_model(tmp_path, tiny_recipe):
     assert_same_weights(eager.model, compiled.model, atol=1e-4)
 
 
+def test_a_time_budget_ends_the_learning_rate_schedule_with_the_run(tmp_path, tiny_recipe):
+    """A schedule planned for a million steps, given four seconds: the decay still reaches its end."""
+    tiny_recipe["train"].update(max_steps=1_000_000, lr_schedule="linear", decay_start=0.0, log_every=5,
+                                sample_every=10**6, eval_every=10**6, checkpoint_every=10**6)
+    result = train(recipes.from_dict(tiny_recipe), out=tmp_path / "run", time_limit=4.0)
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "run") if "lr" in r]
+    assert result.model is not None and result.step < 1_000_000 and len(lrs) > 5
+    assert lrs[0] == pytest.approx(2e-4, rel=1e-3)  # before the first pace is known: the planned schedule
+    assert max(lrs[len(lrs) // 2:]) < 0.75 * lrs[0], lrs  # decaying by half-time
+    assert lrs[-1] < 0.25 * lrs[0], lrs
+
+
 def test_resuming_a_finished_run_trains_nothing_more(tmp_path, tiny_recipe):
     tiny_recipe["train"]["max_steps"] = 3
     recipe = recipes.from_dict(tiny_recipe)

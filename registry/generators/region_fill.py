@@ -6,7 +6,8 @@ change). A network that paints pixel by pixel leaves mottled texture inside thos
 characters it has not seen; giving each region one colour removes it. Line pixels keep the
 network's own output (the target has no outlines: they take a neighbouring region's colour). It
 suits art whose colour boundaries are drawn; the built-in icons' are not (their shading crosses
-no line: filled that way they are only 20.4 dB from the original), so only real-icons fills.
+no line: filled that way they are only 20.4 dB from the original), so only real-icons fills, and
+only where its training set shows closed outlines (`fill: auto`, decided in `colorgan.build.resolve_fill`).
 
 A generator fills in eval mode only (sampling, evaluation, validation, the server, ONNX): the
 training loss sees the raw output. Measured on the Twemoji held-out characters (18 epochs of
