@@ -109,8 +109,8 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     `stop_at` pauses after that step (checkpoint written, no model: resume later); `time_limit`
     (seconds) ends the run early as if it were complete (checkpoint and model written), its
     learning-rate schedule fitted to end with it, which is how `colorgan bench quality` trains for a
-    fixed wall-clock budget. `device` (cpu, cuda; default
-    CUDA when there is a GPU) is one per process: under torchrun each rank takes its own GPU.
+    fixed wall-clock budget. `device` (cpu, cuda; default CUDA when there is a GPU) is one per
+    process: under torchrun each rank takes its own GPU.
     """
     validate(recipe)
     t = recipe.train
