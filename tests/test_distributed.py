@@ -92,3 +92,52 @@ def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path, tiny_rec
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4, msg=key)
+
+
+BUDGETED_RUN = '''
+"""Train for a time budget under torchrun, rank 1's clock running three times fast (as a busy or
+throttled host's pace looks), and write down every horizon each rank's schedule was given."""
+import json
+import os
+import sys
+import time
+import types
+from pathlib import Path
+
+import colorgan.train as train
+from colorgan import recipe
+
+RANK = int(os.environ["RANK"])
+if RANK == 1:
+    train.time = types.SimpleNamespace(perf_counter=lambda: 3 * time.perf_counter(), strftime=time.strftime)
+horizons = []
+_fit = train.Trainer._fit_schedule_to_budget
+
+
+def fit_schedule_to_budget(self, now):
+    _fit(self, now)
+    horizons.append(self.horizon.steps)
+
+
+train.Trainer._fit_schedule_to_budget = fit_schedule_to_budget
+result = train.train(recipe.load(sys.argv[1]), out=Path(sys.argv[2]), time_limit=float(sys.argv[3]))
+Path(sys.argv[2], f"horizons{RANK}.json").write_text(json.dumps({"horizons": horizons, "step": result.step}))
+'''
+
+
+def test_a_time_budget_ends_the_schedule_alike_on_every_rank(tmp_path, tiny_recipe, write_recipe):
+    """Each rank measures its own pace; the schedule's end is rank 0's on all of them. Were it each
+    rank's own, DDP's replicas would step with different learning rates and silently drift apart."""
+    tiny_recipe["train"].update(max_steps=1_000_000, lr_schedule="linear", decay_start=0.0, log_every=5,
+                                sample_every=10**6, eval_every=10**6, checkpoint_every=10**6)
+    (tmp_path / "budgeted_run.py").write_text(BUDGETED_RUN)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(tmp_path / "budgeted_run.py"), str(write_recipe(tiny_recipe)), str(run), "9"]
+    result = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (json.loads((run / f"horizons{rank}.json").read_text()) for rank in (0, 1))
+    assert rank0["step"] == rank1["step"] < 1_000_000  # rank 1's clock ended the run for both
+    assert len(rank0["horizons"]) >= 3 and rank0["horizons"] == rank1["horizons"]
+    assert max(rank0["horizons"]) < 2 * 1_000_000  # the budget moved the end in (2 ranks' steps)
