@@ -117,7 +117,7 @@ def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], N
     Returns the step and the parts and batch, moved to the device.
     """
     from colorgan.optim import adam
-    from colorgan.step import StepModels, gan_losses
+    from colorgan.step import StepModels, gan_losses, trained_losses
 
     device = precision.device
     layout = memory_format(recipe.train.channels_last, device)
@@ -132,9 +132,9 @@ def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], N
 
     def step() -> None:
         with precision.autocast():
-            d_loss, g_loss, *_ = gan_losses(models, batch)
-        d_loss.backward()
-        g_loss.backward()
+            losses = gan_losses(models, batch)
+        for loss in trained_losses(models, losses):
+            loss.backward()
         d_opt.step()
         g_opt.step()
         d_opt.zero_grad(set_to_none=True)

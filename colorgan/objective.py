@@ -68,6 +68,13 @@ class Objective:
         return any(getattr(term, "needs_region", False) for term, _ in self.terms)
 
     @property
+    def needs_discriminator(self) -> bool:
+        """Whether a term reads the discriminator (`d_fake` or `features`). Only a term whose class
+        says `needs_discriminator = False` (the pixel terms) is known not to; without one, the
+        discriminator neither runs nor trains."""
+        return any(getattr(term, "needs_discriminator", True) for term, _ in self.terms)
+
+    @property
     def log_keys(self) -> tuple[str, ...]:
         return tuple(getattr(term, "log_key", type(term).__name__) for term, _ in self.terms)
 

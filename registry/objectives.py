@@ -25,7 +25,8 @@ class ObjectiveInputs:
     target: torch.Tensor      # (B, C, H, W) ground truth in [-1, 1]
     sketch: torch.Tensor      # (B, S, H, W)
     cond: torch.Tensor        # (B, D) the condition vector the generator saw
-    d_fake: Any               # the frozen discriminator's logits on (fake, sketch, cond)
+    d_fake: Any               # the frozen discriminator's logits on (fake, sketch, cond); None when no
+                              # term reads the discriminator (`needs_discriminator`)
     adversarial: Any          # the recipe's `loss` component (`g_loss(logits)`)
     region: torch.Tensor | None = None  # (B, 1, H, W): 1 where the character's colours follow its conditions
                                         # (given when a term of the objective has `needs_region = True`)
@@ -79,6 +80,7 @@ class L1Term(Term):
     """Mean absolute difference to the target in [-1, 1] RGB: pix2pix's reconstruction term."""
 
     log_key = "l1"
+    needs_discriminator = False  # a term that does not say so is assumed to read it
 
     def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
         return (x.fake.float() - x.target.float()).abs().mean()
@@ -91,6 +93,7 @@ class L2Term(Term):
     guess PSNR scores best."""
 
     log_key = "l2"
+    needs_discriminator = False
 
     def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
         return (x.fake.float() - x.target.float()).square().mean()
@@ -104,6 +107,7 @@ class RegionTerm(Term):
 
     log_key = "region_l1"
     needs_region = True  # training batches carry the regions only for a term that says so
+    needs_discriminator = False
 
     def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
         if x.region is None:
@@ -136,6 +140,7 @@ class LabTerm(Term):
     eye sees it, so a wrong skin or hair tone costs what it looks like, not what RGB says."""
 
     log_key = "lab"
+    needs_discriminator = False
 
     def __call__(self, x: ObjectiveInputs) -> torch.Tensor:
         def lab(image: torch.Tensor) -> torch.Tensor:

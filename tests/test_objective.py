@@ -169,3 +169,38 @@ def test_only_an_objective_with_a_region_term_asks_for_the_regions():
 
     assert not Objective.build([{"type": "gan"}, {"type": "l1", "weight": 100.0}]).needs_region
     assert Objective.build([{"type": "l1"}, {"type": "region", "weight": 100.0}]).needs_region
+
+
+def test_only_an_objective_with_a_term_that_reads_the_discriminator_needs_it():
+    assert not Objective.build([{"type": "l1"}, {"type": "region"}, {"type": "l2"}, {"type": "lab"}]).needs_discriminator
+    assert Objective.build([{"type": "gan", "weight": 0.0}, {"type": "l1"}]).needs_discriminator
+    assert Objective.build([{"type": "l1"}, {"type": "feature_matching"}]).needs_discriminator
+    # a plugin term that does not say is assumed to read it (it may use d_fake or features)
+    silent = type("SilentTerm", (), {"log_key": "silent"})()
+    assert Objective([(OBJECTIVES.build({"type": "l1"}), 1.0), (silent, 1.0)]).needs_discriminator
+
+
+def test_without_a_term_that_reads_it_the_discriminator_neither_runs_nor_trains(tmp_path):
+    """The generator learns exactly what it learns beside a `gan` term of weight 0 (whose discriminator
+    trains for nothing); the discriminator's weights stay as they were; d_loss is logged as 0."""
+    from safetensors.torch import load_file
+
+    def run(name, objective):
+        recipe = copy.deepcopy(TINY)
+        recipe["objective"] = objective
+        recipe["train"].update(log_every=1)
+        return train(recipes.from_dict(recipe), out=tmp_path / name).run
+
+    alone = run("alone", [{"type": "l1", "weight": 100.0}])
+    beside = run("beside", [{"type": "gan", "weight": 0.0}, {"type": "l1", "weight": 100.0}])
+    g_alone, g_beside = load_file(str(alone / "model.safetensors")), load_file(str(beside / "model.safetensors"))
+    assert g_alone.keys() == g_beside.keys() and all(torch.equal(g_alone[k], g_beside[k]) for k in g_alone)
+
+    def discriminator(run_folder, step):
+        return load_file(str(run_folder / "checkpoints" / f"step-{step:06d}" / "model_1.safetensors"))
+
+    for folder, trained in ((alone, False), (beside, True)):
+        d3, d6 = discriminator(folder, 3), discriminator(folder, 6)
+        assert any(not torch.equal(d3[k], d6[k]) for k in d3) == trained
+    logged = [json.loads(line) for line in (alone / "metrics.jsonl").read_text().splitlines()]
+    assert {r["d_loss"] for r in logged if "d_loss" in r} == {0.0}
