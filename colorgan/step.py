@@ -44,7 +44,7 @@ class StepModels:
 def gan_losses(m: StepModels, batch: dict[str, Any]) -> list[torch.Tensor]:
     """Forward of both models and every loss: [d_loss, g_loss, *each objective term]. Run it inside
     the precision's autocast. An objective that reads no discriminator (`Objective.needs_discriminator`)
-    skips it: on a CPU its three passes are about 40% of a step."""
+    skips it: on a CPU its three passes are about half of a step."""
     sketch, target, encoded = batch["sketch"], batch["target"], batch["cond"]
     fake, cond = m.generator(sketch, encoded)
     cond = cond.detach()
