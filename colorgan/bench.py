@@ -122,11 +122,13 @@ def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], N
     device = precision.device
     layout = memory_format(recipe.train.channels_last, device)
     parts, batch = _parts_and_batch(recipe)
-    G, D = (m.to(device, memory_format=layout).train() for m in (parts.generator, parts.discriminator))
+    G, D = (None if m is None else m.to(device, memory_format=layout).train()
+            for m in (parts.generator, parts.discriminator))
     batch = {k: v.to(device, memory_format=layout if v.dim() == 4 else torch.preserve_format)
              for k, v in batch.items() if isinstance(v, torch.Tensor)}
     g_opt = adam(G.parameters(), recipe.optimizer, recipe.optimizer.lr, device)
-    d_opt = adam(D.parameters(), recipe.optimizer, recipe.optimizer.d_lr or recipe.optimizer.lr, device)
+    d_opt = None if D is None else adam(D.parameters(), recipe.optimizer, recipe.optimizer.d_lr or recipe.optimizer.lr,
+                                        device)
     # The same losses as training's step (one function), on the plain modules: no DDP, no wrappers.
     models = StepModels(G, D, D, g_opt, d_opt, parts.loss, parts.objective)
 
@@ -135,10 +137,9 @@ def reference_step(recipe: Recipe, precision: Precision) -> tuple[Callable[[], N
             losses = gan_losses(models, batch)
         for loss in trained_losses(models, losses):
             loss.backward()
-        d_opt.step()
-        g_opt.step()
-        d_opt.zero_grad(set_to_none=True)
-        g_opt.zero_grad(set_to_none=True)
+        for _, optimizer in models.trained():
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
 
     return step, parts, batch
 

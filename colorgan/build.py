@@ -43,7 +43,7 @@ class ConditionalGenerator(nn.Module):
 @dataclass
 class Parts:
     generator: ConditionalGenerator
-    discriminator: nn.Module
+    discriminator: nn.Module | None  # None when no objective term reads one (`Objective.needs_discriminator`)
     loss: Any
     objective: Objective
 
@@ -68,12 +68,13 @@ def build_parts(recipe: Recipe, schema: ConditionSchema) -> Parts:
     from colorgan.registry import DISCRIMINATORS, LOSSES
 
     generator = build_generator(recipe, schema)
+    objective = Objective.build(recipe.objective)
     discriminator = DISCRIMINATORS.build(
         recipe.discriminator, "discriminator",
         image_channels=image_channels(recipe), sketch_channels=recipe.data.sketch_channels,
         cond_dim=generator.condition.dim,
-    )
-    return Parts(generator, discriminator, LOSSES.build(recipe.loss, "loss"), Objective.build(recipe.objective))
+    ) if objective.needs_discriminator else None  # nothing would read it: not built, trained or saved
+    return Parts(generator, discriminator, LOSSES.build(recipe.loss, "loss"), objective)
 
 
 class BatchNormAtBatchOneWarning(UserWarning):
@@ -92,7 +93,8 @@ def warn_batchnorm_at_batch_one(parts: Parts, batch_size: int) -> str | None:
     if batch_size != 1:
         return None
     named = {"generator": parts.generator, "discriminator": parts.discriminator}
-    culprits = [name for name, module in named.items() if any(isinstance(m, _BatchNorm) for m in module.modules())]
+    culprits = [name for name, module in named.items()
+                if module is not None and any(isinstance(m, _BatchNorm) for m in module.modules())]
     if not culprits:
         return None
     message = (f"BatchNorm trained at batch 1 (in the {' and '.join(culprits)}): held-out images will be normalised "

@@ -70,8 +70,8 @@ class Objective:
     @property
     def needs_discriminator(self) -> bool:
         """Whether a term reads the discriminator (`d_fake` or `features`). Only a term whose class
-        says `needs_discriminator = False` (the pixel terms) is known not to; without one, the
-        discriminator neither runs nor trains."""
+        says `needs_discriminator = False` (the pixel terms) is known not to; without one, no
+        discriminator is built (`build_parts`): it would neither run nor train."""
         return any(getattr(term, "needs_discriminator", True) for term, _ in self.terms)
 
     @property

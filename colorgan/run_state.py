@@ -109,6 +109,18 @@ def check_checkpoint(folder: Path) -> None:
             raise ColorganError(f"{file}: damaged checkpoint file ({reason}); {_earlier(folder)}") from None
 
 
+DISCRIMINATOR_FILE = "model_1.safetensors"  # Accelerate's name for the second prepared model (`Trainer`)
+
+
+def check_discriminator(folder: Path, needed: bool) -> None:
+    """Refuse to resume a checkpoint without a discriminator under an objective that reads one: a
+    run whose objective read none built none (`build_parts`), so its checkpoints hold none."""
+    if needed and not (folder / DISCRIMINATOR_FILE).is_file():
+        raise ColorganError(
+            f"{folder / DISCRIMINATOR_FILE}: missing: the run trained no discriminator (its objective read none), "
+            "and this recipe's objective reads one (a gan term); resume with the run's objective or start a new run")
+
+
 def _earlier(folder: Path) -> str:
     """What to do instead of resuming from a damaged checkpoint `folder`."""
     run = folder.parent.parent

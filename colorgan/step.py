@@ -33,22 +33,27 @@ from colorgan.registry.objectives import ObjectiveInputs, discriminator_features
 @dataclass
 class StepModels:
     generator: Any             # prepared (DDP-wrapped when distributed)
-    discriminator: Any         # prepared
-    frozen_discriminator: Any  # the same discriminator, unwrapped
+    discriminator: Any         # prepared; None when the objective reads none (`build_parts`)
+    frozen_discriminator: Any  # the same discriminator, unwrapped (or None)
     g_optimizer: Any
-    d_optimizer: Any
+    d_optimizer: Any           # None without a discriminator
     loss: Any                  # the adversarial loss (d_loss / g_loss on logits)
     objective: Objective       # the generator's weighted terms
+
+    def trained(self) -> list[tuple[Any, Any]]:
+        """(model, optimizer) of each network that trains, the discriminator first when there is one."""
+        pairs = [(self.discriminator, self.d_optimizer), (self.generator, self.g_optimizer)]
+        return [(model, optimizer) for model, optimizer in pairs if model is not None]
 
 
 def gan_losses(m: StepModels, batch: dict[str, Any]) -> list[torch.Tensor]:
     """Forward of both models and every loss: [d_loss, g_loss, *each objective term]. Run it inside
-    the precision's autocast. An objective that reads no discriminator (`Objective.needs_discriminator`)
-    skips it: on a CPU its three passes are about half of a step."""
+    the precision's autocast. Without a discriminator (the objective reads none) d_loss is a
+    constant 0: on a CPU the discriminator's three passes are about half of a step."""
     sketch, target, encoded = batch["sketch"], batch["target"], batch["cond"]
     fake, cond = m.generator(sketch, encoded)
     cond = cond.detach()
-    if not m.objective.needs_discriminator:  # nothing would read its verdicts: it neither runs nor trains
+    if m.discriminator is None:
         g_loss, terms = m.objective(ObjectiveInputs(fake, target, sketch, cond, None, m.loss, batch.get("region")))
         return [torch.zeros((), device=fake.device), g_loss, *terms]
     d_loss = m.loss.d_loss(m.discriminator(target, sketch, cond), m.discriminator(fake.detach(), sketch, cond))
@@ -63,9 +68,9 @@ def gan_losses(m: StepModels, batch: dict[str, Any]) -> list[torch.Tensor]:
 
 
 def trained_losses(m: StepModels, losses: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The losses to take gradients of: d_loss and g_loss, or g_loss alone when the discriminator
-    is not trained (its d_loss is a constant 0)."""
-    return losses[:2] if m.objective.needs_discriminator else losses[1:2]
+    """The losses to take gradients of: d_loss and g_loss, or g_loss alone without a discriminator
+    (its d_loss is a constant 0)."""
+    return losses[:2] if m.discriminator is not None else losses[1:2]
 
 
 def loss_names(objective: Objective) -> tuple[str, ...]:
@@ -75,7 +80,7 @@ def loss_names(objective: Objective) -> tuple[str, ...]:
 
 def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Precision,
              grad_clip: float | None, guard: NonFiniteGuard, step: int) -> torch.Tensor:
-    """Losses, backward and, when the accumulation window closes, both optimizer steps (the
+    """Losses, backward and, when the accumulation window closes, each optimizer's step (the
     schedulers are the loop's: a step captured as a CUDA graph must not hold them).
 
     `step` is the optimizer step this micro-batch belongs to (for the guard's record). Returns the
@@ -90,11 +95,11 @@ def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Preci
     if accelerator.sync_gradients:
         found = guard.close_window(step)
         apply = True
-        for model, optimizer in ((m.discriminator, m.d_optimizer), (m.generator, m.g_optimizer)):
+        for model, optimizer in m.trained():
             if grad_clip is not None:
                 accelerator.clip_grad_norm_(model.parameters(), grad_clip)
             apply = apply_guard(optimizer, found) and apply
-        for optimizer in (torch_optimizer(m.d_optimizer), torch_optimizer(m.g_optimizer)):
+        for optimizer in (torch_optimizer(o) for _, o in m.trained()):
             if apply:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)

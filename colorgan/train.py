@@ -134,12 +134,15 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     data = load_dataset(recipe.data, recipe.seed)
     check_against_schema(recipe, data.schema)
     parts = build_parts(recipe, data.schema)
+    if resume_from is not None:
+        run_state.check_discriminator(resume_from, needed=parts.discriminator is not None)
     warn_batchnorm_at_batch_one(parts, t.batch_size)
     if t.sync_batchnorm:
         if state.device.type != "cuda":
             raise RecipeError("train.sync_batchnorm: SyncBatchNorm needs GPUs; on the CPU leave it false")
         parts.generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.generator)
-        parts.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.discriminator)
+        if parts.discriminator is not None:
+            parts.discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(parts.discriminator)
     if len(data.train) < t.batch_size * state.num_processes:
         raise ColorganError(
             f"{data.root}: {len(data.train)} training rows, fewer than one batch "
@@ -244,39 +247,44 @@ class Trainer:
         self.device = device = accelerator.device
         self.world = world = accelerator.num_processes
         self.layout = layout = memory_format(t.channels_last, device)
-        parts.generator.to(device=device, memory_format=layout)
-        parts.discriminator.to(device=device, memory_format=layout)
+        # The discriminator, when the objective reads one, follows the generator in every list
+        # below: Accelerate numbers checkpoint files in that order (model_1: the discriminator).
+        nets = [net for net in (parts.generator, parts.discriminator) if net is not None]
+        for net in nets:
+            net.to(device=device, memory_format=layout)
         self.batches, self.compile = batches, compile  # decided in `train`, before the run folder
         # Row numbers reach the GPU from pinned memory without blocking: a pageable copy would make
         # the host wait for the GPU to go idle at every step.
         loader = DataLoader(RowNumbers(len(data.train)), batch_size=t.batch_size, shuffle=True, drop_last=True,
                             generator=torch.Generator().manual_seed(recipe.seed), pin_memory=device.type == "cuda")
         opt = recipe.optimizer
-        g_opt = adam(parts.generator.parameters(), opt, opt.lr, device)
-        d_opt = adam(parts.discriminator.parameters(), opt, opt.d_lr or opt.lr, device)
+        optimizers = [adam(net.parameters(), opt, opt.lr if net is parts.generator else opt.d_lr or opt.lr, device)
+                      for net in nets]
         self.steps_per_epoch = math.ceil((len(data.train) // (t.batch_size * world)) / t.grad_accum)
         self.total = t.max_steps if t.max_steps is not None else t.epochs * self.steps_per_epoch
         # Accelerate steps a prepared scheduler once per process per update: count in those units.
         self.horizon = Horizon(self.total * world)  # moved in by a time budget (`_fit_schedule_to_budget`)
         schedule = lr_lambda(t.lr_schedule, self.horizon, t.decay_start)
-        g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, schedule)
-        d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, schedule)
-        G, D, g_opt, d_opt, g_sched, d_sched, self.loader = accelerator.prepare(
-            parts.generator, parts.discriminator, g_opt, d_opt, g_sched, d_sched, loader)
-        self.G_raw, D_raw = accelerator.unwrap_model(G), accelerator.unwrap_model(D)
-        self.prepared = (G, D)  # what `accumulate` needs (DDP's no_sync), compiled or not
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
+        *prepared, self.loader = accelerator.prepare(*nets, *optimizers, *schedulers, loader)
+        n = len(nets)
+        self.prepared = tuple(prepared[:n])  # what `accumulate` needs (DDP's no_sync), compiled or not
+        optimizers, schedulers = prepared[n:2 * n], prepared[2 * n:]
+        # stepped by the loop, outside the (maybe graphed) step
+        self.schedulers = dict(zip(("g", "d"), schedulers))
+        (G, D), (g_opt, d_opt) = (*self.prepared, None)[:2], (*optimizers, None)[:2]  # D, d_opt: maybe None
+        self.G_raw, D_raw = accelerator.unwrap_model(G), None if D is None else accelerator.unwrap_model(D)
         if self.compile in (True, "reduce-overhead"):
             mode = "reduce-overhead" if self.compile == "reduce-overhead" else None  # CUDA graphs
-            G, D, D_raw = (torch.compile(m, mode=mode) for m in (G, D, D_raw))
+            G, D, D_raw = (None if m is None else torch.compile(m, mode=mode) for m in (G, D, D_raw))
         self.models = StepModels(G, D, D_raw, g_opt, d_opt, parts.loss, parts.objective)
-        self.schedulers = {"d": d_sched, "g": g_sched}  # stepped by the loop, outside the (maybe graphed) step
         self.loss_names = loss_names(parts.objective)
         self.schedule = Schedule.from_recipe(t, validates=len(data.test) > 0)
         self.guard = NonFiniteGuard(self.loss_names, (lambda x: accelerator.reduce(x, "sum")) if world > 1 else None)
         self.step = self._eager_step
         if self.compile == "graph":
             self.precision = dataclasses.replace(precision, autocast_cache=False)
-            self.step = GraphedStep(self._eager_step, (g_opt, d_opt), self.guard, device)
+            self.step = GraphedStep(self._eager_step, optimizers, self.guard, device)
         self.progress = run_state.Progress()
         accelerator.register_for_checkpointing(self.progress)
         self.ema = EMA(self.G_raw, t.ema) if t.ema is not None else None
@@ -314,8 +322,8 @@ class Trainer:
         self.budget = (progress.step, started, time_limit) if time_limit is not None else None
         self.bar = tqdm(total=self.total, initial=progress.step, desc=self.recipe.name, unit="step",
                         disable=not accelerator.is_local_main_process)
-        self.models.generator.train()
-        self.models.discriminator.train()
+        for model, _ in self.models.trained():
+            model.train()
         # A finished run resumed (a re-submitted job, an elastic restart after the last checkpoint)
         # trains nothing more: it only writes its model again.
         exit_code, ending = 0, ("end" if progress.step >= self.total else None)
@@ -429,8 +437,8 @@ class Trainer:
         self.accelerator.log(values, step=step)
         if self.budget is not None:
             self._fit_schedule_to_budget(now)
-        self.bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}",
-                             img_s=f"{values['images_per_s']:.1f}")
+        shown = {"d": f"{values['d_loss']:.3f}"} if self.models.discriminator is not None else {}
+        self.bar.set_postfix(**shown, g=f"{values['g_loss']:.3f}", img_s=f"{values['images_per_s']:.1f}")
         if self.after_log is not None and self.accelerator.is_main_process:
             self.after_log()
             now = time.perf_counter()  # the next interval starts after it

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -81,9 +82,13 @@ def test_every_rank_trains_in_rank_zeros_auto_precision(tmp_path, tiny_recipe, w
     assert (info["mixed_precision"], info["precision_reason"]) == ("bf16", "auto: rank 0 measured bf16 faster")
 
 
-def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path, tiny_recipe, write_recipe):
-    """Instance norm (no batch statistics) and no dropout: 2 x batch 4 == 1 x batch 8."""
+@pytest.mark.parametrize("objective", [None, [{"type": "l1", "weight": 100.0}]], ids=["gan-l1", "no-discriminator"])
+def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path, tiny_recipe, write_recipe, objective):
+    """Instance norm (no batch statistics) and no dropout: 2 x batch 4 == 1 x batch 8, with the
+    discriminator and without one (an objective that reads none: its DDP wrapper never runs)."""
     tiny_recipe["train"].update(max_steps=3, batch_size=4, checkpoint_every=100)
+    if objective is not None:
+        tiny_recipe["objective"] = objective
     result = torchrun(write_recipe(tiny_recipe), tmp_path / "ddp")
     assert result.returncode == 0, result.stderr[-3000:]
     tiny_recipe["train"]["batch_size"] = 8

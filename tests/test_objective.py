@@ -180,27 +180,48 @@ def test_only_an_objective_with_a_term_that_reads_the_discriminator_needs_it():
     assert Objective([(OBJECTIVES.build({"type": "l1"}), 1.0), (silent, 1.0)]).needs_discriminator
 
 
-def test_without_a_term_that_reads_it_the_discriminator_neither_runs_nor_trains(tmp_path):
+PIXELS_ONLY = [{"type": "l1", "weight": 100.0}]
+WITH_GAN = [{"type": "gan", "weight": 0.0}, {"type": "l1", "weight": 100.0}]
+
+
+def _recipe(objective, **train_options):
+    recipe = copy.deepcopy(TINY)
+    recipe["objective"] = objective
+    recipe["train"].update(train_options)
+    return recipe
+
+
+def test_without_a_term_that_reads_it_no_discriminator_is_built(tmp_path):
     """The generator learns exactly what it learns beside a `gan` term of weight 0 (whose discriminator
-    trains for nothing); the discriminator's weights stay as they were; d_loss is logged as 0."""
+    trains for nothing); no discriminator is saved; d_loss is logged as 0."""
     from safetensors.torch import load_file
 
-    def run(name, objective):
-        recipe = copy.deepcopy(TINY)
-        recipe["objective"] = objective
-        recipe["train"].update(log_every=1)
-        return train(recipes.from_dict(recipe), out=tmp_path / name).run
-
-    alone = run("alone", [{"type": "l1", "weight": 100.0}])
-    beside = run("beside", [{"type": "gan", "weight": 0.0}, {"type": "l1", "weight": 100.0}])
+    alone = train(recipes.from_dict(_recipe(PIXELS_ONLY, log_every=1)), out=tmp_path / "alone").run
+    beside = train(recipes.from_dict(_recipe(WITH_GAN, log_every=1)), out=tmp_path / "beside").run
     g_alone, g_beside = load_file(str(alone / "model.safetensors")), load_file(str(beside / "model.safetensors"))
     assert g_alone.keys() == g_beside.keys() and all(torch.equal(g_alone[k], g_beside[k]) for k in g_alone)
-
-    def discriminator(run_folder, step):
-        return load_file(str(run_folder / "checkpoints" / f"step-{step:06d}" / "model_1.safetensors"))
-
-    for folder, trained in ((alone, False), (beside, True)):
-        d3, d6 = discriminator(folder, 3), discriminator(folder, 6)
-        assert any(not torch.equal(d3[k], d6[k]) for k in d3) == trained
+    for folder, built in ((alone, False), (beside, True)):
+        assert (folder / "checkpoints" / "step-000006" / "model_1.safetensors").is_file() == built
     logged = [json.loads(line) for line in (alone / "metrics.jsonl").read_text().splitlines()]
     assert {r["d_loss"] for r in logged if "d_loss" in r} == {0.0}
+
+
+def test_a_checkpoint_without_a_discriminator_resumes_only_under_an_objective_without_one(tmp_path, write_recipe):
+    """Resumed under a `gan` term, a run that built no discriminator is refused in one line naming the
+    missing file, and its folder is left as it was; a checkpoint with a discriminator resumes under
+    pixel terms alone and finishes."""
+    run = tmp_path / "pixels"
+    assert train(recipes.from_dict(_recipe(PIXELS_ONLY)), out=run, stop_at=3).model is None
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(cli, ["train", str(write_recipe(_recipe(WITH_GAN))), "--out", str(run),
+                                      "--resume", "latest"])
+    assert result.exit_code == 2, result.output
+    message = result.output.strip().splitlines()
+    assert len(message) == 1 and "step-000003/model_1.safetensors: missing" in message[0], result.output
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+    run = tmp_path / "gan"
+    train(recipes.from_dict(_recipe(WITH_GAN)), out=run, stop_at=3)
+    resumed = train(recipes.from_dict(_recipe(PIXELS_ONLY)), out=run, resume="latest")
+    assert resumed.step == 6 and resumed.model.is_file()
+    assert not (run / "checkpoints" / "step-000006" / "model_1.safetensors").exists()
