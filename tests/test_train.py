@@ -114,7 +114,10 @@ def test_resume_continues_exactly(tmp_path, tiny_recipe):
     assert steps == [2, 4, 6, 8, 10, 12, 13]
 
 
-def test_gradient_accumulation_equals_a_larger_batch(tmp_path, tiny_recipe):
+@pytest.mark.parametrize("objective", [None, [{"type": "l1", "weight": 100.0}]], ids=["gan-l1", "no-discriminator"])
+def test_gradient_accumulation_equals_a_larger_batch(tmp_path, tiny_recipe, objective):
+    if objective is not None:  # an objective that reads no discriminator: the generator's window alone
+        tiny_recipe["objective"] = objective
     tiny_recipe["train"].update(max_steps=4, batch_size=8)
     big = train(recipes.from_dict(tiny_recipe), out=tmp_path / "big")
     tiny_recipe["train"].update(batch_size=4, grad_accum=2)
