@@ -47,7 +47,7 @@ class StepModels:
 
 
 def gan_losses(m: StepModels, batch: dict[str, Any]) -> list[torch.Tensor]:
-    """Forward of both models and every loss: [d_loss, g_loss, *each objective term]. Run it inside
+    """Forward of the models and every loss: [d_loss, g_loss, *each objective term]. Run it inside
     the precision's autocast. Without a discriminator (the objective reads none) d_loss is a
     constant 0: on a CPU the discriminator's three passes are about half of a step."""
     sketch, target, encoded = batch["sketch"], batch["target"], batch["cond"]
