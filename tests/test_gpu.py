@@ -105,11 +105,16 @@ class NanAfterOnDevice:
 '''
 
 
-def test_a_graphed_run_trains_validates_and_resumes_on_the_gpu(tmp_path, tiny_recipe, write_recipe, gpu_env):
+@pytest.mark.parametrize("objective", [None, [{"type": "l1", "weight": 100.0}, {"type": "region", "weight": 100.0}]],
+                         ids=["gan-l1", "no-discriminator"])
+def test_a_graphed_run_trains_validates_and_resumes_on_the_gpu(tmp_path, tiny_recipe, write_recipe, gpu_env,
+                                                               objective):
     """`train.compile: auto` is `graph` on one GPU: the whole step as one CUDA graph, captured after 3
     eager steps, runs a recipe with a learning-rate schedule, bf16, augmentation and SPADE-style
     conditioning to its model file, and a run paused at step 3 resumes (capturing again) to the
-    same end."""
+    same end; with a discriminator and without one (real-icons' objective: one optimizer captured)."""
+    if objective is not None:
+        tiny_recipe["objective"] = objective
     tiny_recipe["train"].update(compile="auto", mixed_precision="auto", lr_schedule="linear", decay_start=0.0)
     tiny_recipe["generator"]["condition"] = "spade"
     tiny_recipe["data"]["augment"] = {"hflip": True, "warp": 1.0}
@@ -122,6 +127,7 @@ def test_a_graphed_run_trains_validates_and_resumes_on_the_gpu(tmp_path, tiny_re
     assert [r["step"] for r in records if "val_psnr" in r] == [3, 6]
     assert all(r["d_loss"] == r["d_loss"] and r["g_loss"] == r["g_loss"] for r in records if "d_loss" in r)
     assert (run / "model.safetensors").is_file() and (run / "checkpoints" / "step-000006").is_dir()
+    assert (run / "checkpoints" / "step-000006" / "model_1.safetensors").is_file() == (objective is None)
     paused = tmp_path / "paused"
     assert colorgan(["train", path, "--out", paused, "--stop-at", "3"], gpu_env).returncode == 0
     done = colorgan(["train", path, "--out", paused, "--resume", "latest"], gpu_env)
