@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping
 from colorgan.data.images import image_channels
 from colorgan.data.schema import ConditionSchema
 from colorgan.errors import ColorganError, RecipeError
+from colorgan.objective import reads_discriminator
 from colorgan.recipe import Recipe
 from colorgan.registry.conditions.embedding import EmbeddingCondition
 from colorgan.registry.conditions.onehot import OneHotCondition
@@ -62,7 +63,7 @@ class SizeEstimate:
     """What a recipe would allocate; None where a plugin component cannot be estimated."""
 
     generator_parameters: int | None  # condition encoder + generator (what a model file holds)
-    discriminator_parameters: int | None
+    discriminator_parameters: int | None  # 0 when the objective reads none (none is built)
     activation_bytes: int | None  # kept for backward by one training step at train.batch_size
 
     @property
@@ -261,7 +262,9 @@ def _estimate(recipe: Recipe, schema: ConditionSchema | None) -> tuple[SizeEstim
     cond_dim = condition[0] if condition else 0
     size, sketch, image = recipe.data.image_size, recipe.data.sketch_channels, image_channels(recipe.data.keep_alpha)
     generator = _apply("generator", recipe.generator, sketch, image, cond_dim, size)
-    discriminator = _apply("discriminator", recipe.discriminator, image, sketch, cond_dim, size)
+    # An objective that reads no discriminator trains with none (`build_parts`): nothing to count.
+    discriminator = (_apply("discriminator", recipe.discriminator, image, sketch, cond_dim, size)
+                     if reads_discriminator(recipe.objective) else Net(0))
     per_image = sum(n.activations * k for n, k in ((generator, 1), (discriminator, D_PASSES)) if n is not None)
     estimate = SizeEstimate(
         None if condition is None or generator is None else condition[1] + generator.parameters,
@@ -300,6 +303,12 @@ def _settings(cfg: Mapping[str, Any]) -> str:
     return ", ".join([str(cfg.get("type"))] + [f"{k} {v!r}" for k, v in cfg.items() if k != "type"])
 
 
+def _networks(recipe: Recipe) -> str:
+    """`generator: unet, ...; discriminator: patchgan, ...`: the networks a training step runs."""
+    named = ["generator"] + (["discriminator"] if reads_discriminator(recipe.objective) else [])
+    return "; ".join(f"{name}: {_settings(getattr(recipe, name))}" for name in named)
+
+
 def check_model_size(recipe: Recipe, schema: ConditionSchema | None = None) -> SizeEstimate:
     """`estimate_size`, then refuse an image size the generator cannot take and anything over the
     limits, in one line naming the keys, the limit and how to raise it."""
@@ -320,7 +329,7 @@ def check_model_size(recipe: Recipe, schema: ConditionSchema | None = None) -> S
     if gb > limit["COLORGAN_MAX_ACTIVATION_GB"]:
         raise RecipeError(
             f"train.batch_size {recipe.train.batch_size} at data.image_size {recipe.data.image_size}: a training step "
-            f"would keep about {gb:.3g} GB of activations (generator: {_settings(recipe.generator)}; discriminator: "
-            f"{_settings(recipe.discriminator)}), more than the {limit['COLORGAN_MAX_ACTIVATION_GB']:g} GB allowed; "
+            f"would keep about {gb:.3g} GB of activations ({_networks(recipe)}), more than the "
+            f"{limit['COLORGAN_MAX_ACTIVATION_GB']:g} GB allowed; "
             "lower them, or raise COLORGAN_MAX_ACTIVATION_GB")
     return estimate

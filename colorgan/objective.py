@@ -31,6 +31,22 @@ def _split(term: Mapping[str, Any], where: str) -> tuple[dict[str, Any], float]:
     return {k: v for k, v in term.items() if k != "weight"}, float(weight)
 
 
+def _reads_discriminator(term_class: type) -> bool:
+    """Only a term class that says `needs_discriminator = False` (the pixel terms) is known not to
+    read the discriminator (`d_fake` or `features`); one that says nothing is taken to read it."""
+    return getattr(term_class, "needs_discriminator", True)
+
+
+def reads_discriminator(terms: Sequence[Mapping[str, Any]]) -> bool:
+    """`Objective.needs_discriminator` of a recipe's terms without building them (the size check
+    reads it before anything is built); a type not registered here counts as reading one."""
+    from colorgan.registry import OBJECTIVES
+
+    types = [term.get("type") if isinstance(term, Mapping) else None for term in terms]
+    return any(not isinstance(t, str) or t not in OBJECTIVES or _reads_discriminator(OBJECTIVES.get(t))
+               for t in types)
+
+
 def check(terms: Sequence[Mapping[str, Any]]) -> None:
     """Every term names a registered objective with options it takes; no term twice; not empty."""
     from colorgan.registry import OBJECTIVES
@@ -69,10 +85,9 @@ class Objective:
 
     @property
     def needs_discriminator(self) -> bool:
-        """Whether a term reads the discriminator (`d_fake` or `features`). Only a term whose class
-        says `needs_discriminator = False` (the pixel terms) is known not to; without one, no
+        """Whether a term reads the discriminator (`_reads_discriminator`); without one, no
         discriminator is built (`build_parts`): it would neither run nor train."""
-        return any(getattr(term, "needs_discriminator", True) for term, _ in self.terms)
+        return any(_reads_discriminator(type(term)) for term, _ in self.terms)
 
     @property
     def log_keys(self) -> tuple[str, ...]:

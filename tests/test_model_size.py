@@ -97,6 +97,23 @@ def test_estimate_scales_with_batch_and_is_a_lower_bound_before_the_data():
     assert before.parameters < one.parameters  # one attribute with one value: the least cond_dim
 
 
+def test_an_objective_without_a_discriminator_counts_none(monkeypatch):
+    """Pixel terms alone train no discriminator (`build_parts` builds none), so the estimate and the
+    limits' message count none; a term type not registered is taken to read one."""
+    with_d = recipe_of(CONFIGS["unet-patchgan"])
+    pixels = recipe_of({**CONFIGS["unet-patchgan"], "objective": [{"type": "l1", "weight": 100.0}]})
+    a, b = estimate_size(with_d, SCHEMA), estimate_size(pixels, SCHEMA)
+    assert build_parts(pixels, SCHEMA).discriminator is None
+    assert b.discriminator_parameters == 0 and b.generator_parameters == a.generator_parameters
+    assert 0 < b.activation_bytes < a.activation_bytes
+    for odd in ("someone-elses", ["not", "a", "name"]):  # a model file's recipe may say anything here
+        assert estimate_size(recipe_of({**CONFIGS["unet-patchgan"], "objective": [{"type": odd}]}), SCHEMA) == a
+    monkeypatch.setenv("COLORGAN_MAX_ACTIVATION_GB", "1e-9")
+    with pytest.raises(RecipeError) as refused:
+        check_model_size(pixels, SCHEMA)
+    assert "generator: unet" in str(refused.value) and "discriminator" not in str(refused.value)
+
+
 def test_plugin_components_are_not_estimated():
     recipe = recipes.from_dict({"generator": {"type": "someone-elses"}})
     estimate = estimate_size(recipe)
