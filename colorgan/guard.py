@@ -27,15 +27,16 @@ class NonFiniteLoss(ColorganError):
 
 @dataclass
 class NonFiniteGuard:
-    names: tuple[str, ...] = ("d_loss", "g_loss")  # of the observed losses; the first two are judged
+    names: tuple[str, ...] = ("d_loss", "g_loss")  # of the observed losses; those up to g_loss are judged
     reduce: object = None  # callable(tensor) -> tensor summed over ranks, or None in one process
     _window: torch.Tensor | None = None
     _last: torch.Tensor | None = None
     _pending: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     def observe(self, losses: torch.Tensor) -> None:
-        """Add one micro-batch's losses (d_loss, g_loss, then any others) to the accumulation window."""
-        bad = ~torch.isfinite(losses[:2]).all()
+        """Add one micro-batch's losses (d_loss when there is a discriminator, g_loss, then the
+        objective's terms, which g_loss sums) to the accumulation window."""
+        bad = ~torch.isfinite(losses[:self.names.index("g_loss") + 1]).all()
         self._window = bad if self._window is None else self._window | bad
         self._last = losses
 

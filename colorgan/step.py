@@ -47,15 +47,15 @@ class StepModels:
 
 
 def gan_losses(m: StepModels, batch: dict[str, Any]) -> list[torch.Tensor]:
-    """Forward of the models and every loss: [d_loss, g_loss, *each objective term]. Run it inside
-    the precision's autocast. Without a discriminator (the objective reads none) d_loss is a
-    constant 0: on a CPU the discriminator's three passes are about half of a step."""
+    """Forward of the models and every loss, in `loss_names` order: [d_loss, g_loss, *each objective
+    term], without d_loss when there is no discriminator (the objective reads none: on a CPU its
+    three passes are about half of a step). Run it inside the precision's autocast."""
     sketch, target, encoded = batch["sketch"], batch["target"], batch["cond"]
     fake, cond = m.generator(sketch, encoded)
     cond = cond.detach()
     if m.discriminator is None:
         g_loss, terms = m.objective(ObjectiveInputs(fake, target, sketch, cond, None, m.loss, batch.get("region")))
-        return [torch.zeros((), device=fake.device), g_loss, *terms]
+        return [g_loss, *terms]
     d_loss = m.loss.d_loss(m.discriminator(target, sketch, cond), m.discriminator(fake.detach(), sketch, cond))
     m.frozen_discriminator.requires_grad_(False)
     try:
@@ -68,14 +68,14 @@ def gan_losses(m: StepModels, batch: dict[str, Any]) -> list[torch.Tensor]:
 
 
 def trained_losses(m: StepModels, losses: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The losses to take gradients of: d_loss and g_loss, or g_loss alone without a discriminator
-    (its d_loss is a constant 0)."""
-    return losses[:2] if m.discriminator is not None else losses[1:2]
+    """The losses to take gradients of: d_loss and g_loss, or g_loss alone without a discriminator."""
+    return losses[:2] if m.discriminator is not None else losses[:1]
 
 
 def loss_names(objective: Objective) -> tuple[str, ...]:
-    """The names of `gan_losses`' values, as logged."""
-    return ("d_loss", "g_loss", *objective.log_keys)
+    """The names of `gan_losses`' values, as logged: d_loss only where a discriminator is built
+    (`build_parts`: where the objective reads one)."""
+    return ("d_loss",) * objective.needs_discriminator + ("g_loss", *objective.log_keys)
 
 
 def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Precision,

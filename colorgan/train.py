@@ -437,7 +437,7 @@ class Trainer:
         self.accelerator.log(values, step=step)
         if self.budget is not None:
             self._fit_schedule_to_budget(now)
-        shown = {"d": f"{values['d_loss']:.3f}"} if self.models.discriminator is not None else {}
+        shown = {"d": f"{values['d_loss']:.3f}"} if "d_loss" in values else {}
         self.bar.set_postfix(**shown, g=f"{values['g_loss']:.3f}", img_s=f"{values['images_per_s']:.1f}")
         if self.after_log is not None and self.accelerator.is_main_process:
             self.after_log()

@@ -137,7 +137,7 @@ def logged_steps(run: Path) -> list[int]:
             record = json.loads(line)
         except json.JSONDecodeError:  # a line being written right now
             continue
-        if "d_loss" in record:
+        if "g_loss" in record:  # a loss line (d_loss only where a discriminator trains)
             steps.append(record["step"])
     return steps
 

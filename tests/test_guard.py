@@ -50,3 +50,16 @@ def test_a_non_fused_optimizer_is_skipped_by_the_host():
     w2, _, step2, guard, applied = adam_after_two_steps(fused=False, second_is_bad=True)
     assert applied == [1] and step2 == 1.0 and torch.isfinite(w2).all()
     assert [s for s, _ in guard.read()] == [2]
+
+
+def test_the_losses_up_to_g_loss_are_judged_with_a_discriminator_or_without():
+    """With a discriminator d_loss and g_loss are judged; without one (no d_loss) g_loss alone. A
+    term after them is not (g_loss sums the weighted terms: a term that matters makes it NaN too)."""
+    nan = math.nan
+    for names, losses, bad in [(("d_loss", "g_loss", "l1"), [nan, 1.0, 1.0], True),
+                               (("d_loss", "g_loss", "l1"), [1.0, 1.0, nan], False),
+                               (("g_loss", "l1"), [nan, 1.0], True),
+                               (("g_loss", "l1"), [1.0, nan], False)]:
+        guard = NonFiniteGuard(names)
+        guard.observe(torch.tensor(losses))
+        assert bool(guard.close_window(1)) == bad, (names, losses)
