@@ -1,0 +1,78 @@
+"""Issue 11's skin accuracy judged two ways, on a Twemoji-format set's held-out characters (a
+diagnostic for the README's question of what the misses are; `colorgan evaluate` is the metric).
+
+    python tools/skin_judges.py MODEL DIR
+
+- median: `colorgan evaluate`'s judge. The region's median Lab colour is compared with each tone's
+  reference colour for this character (the median of that tone's ground truth over the region).
+- per-pixel: the tone whose ground-truth image is nearest over the same region, pixel by pixel
+  (mean CIEDE2000).
+
+Where the region mixes the skin with hair that some tones share (woman-elf), the median lands on
+the hair and cannot tell those tones apart; pixel by pixel, the skin still can. Every image is
+coloured alone by `Colorizer` (fill and test_flip as the model file says), so the median figure
+matches `evaluate`'s to the image.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from colorgan.colour import ciede2000, srgb_to_lab
+from colorgan.inference import Colorizer
+from colorgan.metrics import attribute_regions, region_color, value_colors
+
+TONES = ["default", "light", "medium-light", "medium", "medium-dark", "dark"]
+
+
+def rgb(path: Path) -> np.ndarray:
+    image = Image.open(path).convert("RGBA")
+    white = Image.new("RGBA", image.size, "white")
+    white.alpha_composite(image)
+    return np.asarray(white.convert("RGB"))
+
+
+def lab(pixels: np.ndarray) -> torch.Tensor:
+    return srgb_to_lab(torch.tensor(pixels / 255.0, dtype=torch.float32))
+
+
+def nearest(distances: dict[str, float]) -> str:
+    return min(distances, key=distances.get)
+
+
+def main(model: str, root: Path) -> None:
+    rows = [r for r in csv.DictReader(open(root / "Metadata.csv")) if r["split"] == "test"]
+    colorizer = Colorizer.load(model, device="cpu")
+    hits = {"median": 0, "per-pixel": 0}
+    judged = 0
+    for sketch_path in sorted({r["input"] for r in rows}):
+        name = Path(sketch_path).name.removesuffix("--sketch.png")
+        truths = {(t,): rgb(root / "images" / f"{name}--{t}.png") for t in TONES}
+        region = attribute_regions(truths, ["skin"])["skin"]
+        if not region.any():
+            continue
+        mask = region.numpy()
+        references = value_colors(truths, ["skin"], "skin", {"skin": region}, TONES)
+        truth_lab = {t: lab(truths[(t,)][mask]) for t in TONES}
+        sketch = Image.open(root / sketch_path)
+        for tone in TONES:
+            drawn = np.asarray(colorizer.colorize(sketch, {"skin": tone}).convert("RGB"))
+            median = region_color(drawn, region)
+            drawn_lab = lab(drawn[mask])
+            by_median = {t: float(ciede2000(median[None], references[t][None].to(median))) for t in TONES}
+            by_pixel = {t: float(ciede2000(drawn_lab, truth_lab[t]).mean()) for t in TONES}
+            hits["median"] += nearest(by_median) == tone
+            hits["per-pixel"] += nearest(by_pixel) == tone
+            judged += 1
+    print(f"{judged} images: skin accuracy, median judge {hits['median'] / judged:.3f}, "
+          f"per-pixel judge {hits['per-pixel'] / judged:.3f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))
