@@ -46,6 +46,27 @@ def nearest(distances: dict[str, float]) -> str:
     return min(distances, key=distances.get)
 
 
+def judge(truths: dict[str, np.ndarray], drawn: dict[str, np.ndarray]) -> dict[str, int] | None:
+    """One character: `truths` and `drawn` map each tone to an H x W x 3 uint8 image. Returns how
+    many of the drawn images each judge finds in their asked tone, or None when no pixel changes
+    with the tone (nothing to judge)."""
+    region = attribute_regions({(t,): image for t, image in truths.items()}, ["skin"])["skin"]
+    if not region.any():
+        return None
+    mask = region.numpy()
+    references = value_colors({(t,): image for t, image in truths.items()}, ["skin"], "skin", {"skin": region},
+                              list(truths))
+    truth_lab = {t: lab(image[mask]) for t, image in truths.items()}
+    hits = {"median": 0, "per-pixel": 0}
+    for tone, image in drawn.items():
+        median = region_color(image, region)
+        by_median = {t: float(ciede2000(median[None], references[t][None].to(median))) for t in truths}
+        by_pixel = {t: float(ciede2000(lab(image[mask]), truth_lab[t]).mean()) for t in truths}
+        hits["median"] += nearest(by_median) == tone
+        hits["per-pixel"] += nearest(by_pixel) == tone
+    return hits
+
+
 def main(model: str, root: Path) -> None:
     rows = [r for r in csv.DictReader(open(root / "Metadata.csv")) if r["split"] == "test"]
     colorizer = Colorizer.load(model, device="cpu")
@@ -53,23 +74,13 @@ def main(model: str, root: Path) -> None:
     judged = 0
     for sketch_path in sorted({r["input"] for r in rows}):
         name = Path(sketch_path).name.removesuffix("--sketch.png")
-        truths = {(t,): rgb(root / "images" / f"{name}--{t}.png") for t in TONES}
-        region = attribute_regions(truths, ["skin"])["skin"]
-        if not region.any():
-            continue
-        mask = region.numpy()
-        references = value_colors(truths, ["skin"], "skin", {"skin": region}, TONES)
-        truth_lab = {t: lab(truths[(t,)][mask]) for t in TONES}
         sketch = Image.open(root / sketch_path)
-        for tone in TONES:
-            drawn = np.asarray(colorizer.colorize(sketch, {"skin": tone}).convert("RGB"))
-            median = region_color(drawn, region)
-            drawn_lab = lab(drawn[mask])
-            by_median = {t: float(ciede2000(median[None], references[t][None].to(median))) for t in TONES}
-            by_pixel = {t: float(ciede2000(drawn_lab, truth_lab[t]).mean()) for t in TONES}
-            hits["median"] += nearest(by_median) == tone
-            hits["per-pixel"] += nearest(by_pixel) == tone
-            judged += 1
+        truths = {t: rgb(root / "images" / f"{name}--{t}.png") for t in TONES}
+        drawn = {t: np.asarray(colorizer.colorize(sketch, {"skin": t}).convert("RGB")) for t in TONES}
+        found = judge(truths, drawn)
+        if found is not None:
+            hits = {k: hits[k] + found[k] for k in hits}
+            judged += len(drawn)
     print(f"{judged} images: skin accuracy, median judge {hits['median'] / judged:.3f}, "
           f"per-pixel judge {hits['per-pixel'] / judged:.3f}")
 
