@@ -33,10 +33,13 @@ class NonFiniteGuard:
     _last: torch.Tensor | None = None
     _pending: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._judged = self.names.index("g_loss") + 1  # the losses up to g_loss, counted once
+
     def observe(self, losses: torch.Tensor) -> None:
         """Add one micro-batch's losses (d_loss when there is a discriminator, g_loss, then the
         objective's terms, which g_loss sums) to the accumulation window."""
-        bad = ~torch.isfinite(losses[:self.names.index("g_loss") + 1]).all()
+        bad = ~torch.isfinite(losses[:self._judged]).all()
         self._window = bad if self._window is None else self._window | bad
         self._last = losses
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from colorgan.errors import ColorganError
+from colorgan.objective import reads_discriminator
 from colorgan.recipe import COMPONENT_SECTIONS, Recipe
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -79,10 +80,14 @@ def resolve_resume(run: Path, resume: str) -> Path:
 
 # Files every checkpoint holds (Accelerate's names): the generator's weights and its optimizer.
 _REQUIRED = ("model.safetensors", "optimizer.bin")
+DISCRIMINATOR_FILE = "model_1.safetensors"  # Accelerate's name for the second prepared model (`Trainer`)
 
 
-def check_checkpoint(folder: Path) -> None:
+def check_checkpoint(folder: Path, discriminated: bool = True) -> None:
     """Refuse a checkpoint with a missing or cut-short file, naming it, before the run folder is touched.
+
+    `discriminated`: the resuming recipe's objective reads a discriminator, so the checkpoint must
+    hold one; a run whose objective read none built none (`build_parts`) and saved none.
 
     Accelerate's `load_state` would find it half-way through a resume, after the run's recipe and
     run info were rewritten, with a zip-library message that names no file. Safetensors files
@@ -96,6 +101,10 @@ def check_checkpoint(folder: Path) -> None:
     for name in _REQUIRED:
         if not (folder / name).is_file():
             raise ColorganError(f"{folder / name}: missing: the checkpoint is incomplete; {_earlier(folder)}")
+    if discriminated and not (folder / DISCRIMINATOR_FILE).is_file():
+        raise ColorganError(
+            f"{folder / DISCRIMINATOR_FILE}: missing: the run trained no discriminator (its objective read none), "
+            "and this recipe's objective reads one (a gan term); resume with the run's objective or start a new run")
     for file in sorted(p for p in folder.iterdir() if p.is_file()):
         try:
             if file.suffix == ".safetensors":
@@ -107,18 +116,6 @@ def check_checkpoint(folder: Path) -> None:
         except (SafetensorError, zipfile.BadZipFile, OSError, ValueError) as err:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else "truncated or corrupt"
             raise ColorganError(f"{file}: damaged checkpoint file ({reason}); {_earlier(folder)}") from None
-
-
-DISCRIMINATOR_FILE = "model_1.safetensors"  # Accelerate's name for the second prepared model (`Trainer`)
-
-
-def check_discriminator(folder: Path, needed: bool) -> None:
-    """Refuse to resume a checkpoint without a discriminator under an objective that reads one: a
-    run whose objective read none built none (`build_parts`), so its checkpoints hold none."""
-    if needed and not (folder / DISCRIMINATOR_FILE).is_file():
-        raise ColorganError(
-            f"{folder / DISCRIMINATOR_FILE}: missing: the run trained no discriminator (its objective read none), "
-            "and this recipe's objective reads one (a gan term); resume with the run's objective or start a new run")
 
 
 def _earlier(folder: Path) -> str:
@@ -245,7 +242,7 @@ def prepare_run_folder(run: Path, recipe: Recipe, resume: str | None, overwrite:
                     f"{run}: cannot resume: the recipe changes the model ({', '.join(diff)}); "
                     "start a new run instead"
                 )
-        check_checkpoint(checkpoint)
+        check_checkpoint(checkpoint, discriminated=reads_discriminator(recipe.objective))
         return checkpoint
     if run.exists() and not run.is_dir():
         raise ColorganError(f"{run}: exists and is not a folder; --out needs a run folder")

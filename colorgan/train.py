@@ -134,8 +134,6 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     data = load_dataset(recipe.data, recipe.seed)
     check_against_schema(recipe, data.schema)
     parts = build_parts(recipe, data.schema)
-    if resume_from is not None:
-        run_state.check_discriminator(resume_from, needed=parts.discriminator is not None)
     warn_batchnorm_at_batch_one(parts, t.batch_size)
     if t.sync_batchnorm:
         if state.device.type != "cuda":

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from colorgan.colour import ciede2000, srgb_to_lab
+from colorgan.data.images import open_image, to_rgb
 from colorgan.inference import Colorizer
 from colorgan.metrics import attribute_regions, region_color, value_colors
 
@@ -32,10 +32,8 @@ TONES = ["default", "light", "medium-light", "medium", "medium-dark", "dark"]
 
 
 def rgb(path: Path) -> np.ndarray:
-    image = Image.open(path).convert("RGBA")
-    white = Image.new("RGBA", image.size, "white")
-    white.alpha_composite(image)
-    return np.asarray(white.convert("RGB"))
+    """A target as colorgan reads it (transparency on white paper)."""
+    return np.asarray(to_rgb(open_image(path)))
 
 
 def lab(pixels: np.ndarray) -> torch.Tensor:
@@ -74,7 +72,7 @@ def main(model: str, root: Path) -> None:
     judged = 0
     for sketch_path in sorted({r["input"] for r in rows}):
         name = Path(sketch_path).name.removesuffix("--sketch.png")
-        sketch = Image.open(root / sketch_path)
+        sketch = open_image(root / sketch_path)
         truths = {t: rgb(root / "images" / f"{name}--{t}.png") for t in TONES}
         drawn = {t: np.asarray(colorizer.colorize(sketch, {"skin": t}).convert("RGB")) for t in TONES}
         found = judge(truths, drawn)
