@@ -101,10 +101,6 @@ def check_checkpoint(folder: Path, discriminated: bool = True) -> None:
     for name in _REQUIRED:
         if not (folder / name).is_file():
             raise ColorganError(f"{folder / name}: missing: the checkpoint is incomplete; {_earlier(folder)}")
-    if discriminated and not (folder / DISCRIMINATOR_FILE).is_file():
-        raise ColorganError(
-            f"{folder / DISCRIMINATOR_FILE}: missing: the run trained no discriminator (its objective read none), "
-            "and this recipe's objective reads one (a gan term); resume with the run's objective or start a new run")
     for file in sorted(p for p in folder.iterdir() if p.is_file()):
         try:
             if file.suffix == ".safetensors":
@@ -116,6 +112,11 @@ def check_checkpoint(folder: Path, discriminated: bool = True) -> None:
         except (SafetensorError, zipfile.BadZipFile, OSError, ValueError) as err:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else "truncated or corrupt"
             raise ColorganError(f"{file}: damaged checkpoint file ({reason}); {_earlier(folder)}") from None
+    # after the damage checks: a damaged file is the checkpoint's fault, this one the recipe's
+    if discriminated and not (folder / DISCRIMINATOR_FILE).is_file():
+        raise ColorganError(
+            f"{folder / DISCRIMINATOR_FILE}: missing: the run trained no discriminator (its objective read none), "
+            "and this recipe's objective reads one (a gan term); resume with the run's objective or start a new run")
 
 
 def _earlier(folder: Path) -> str:
