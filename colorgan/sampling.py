@@ -8,13 +8,14 @@ a bad input never leaves a half-written output folder behind.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
 from colorgan.errors import ColorganError, ConditionError, os_error_line
 from colorgan.inference import Colorizer
 from colorgan.model_file import read_description
+from colorgan.objective import reads_discriminator
 from colorgan.outputs import check_replaceable, made_folders
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -186,10 +187,23 @@ def describe_model(path: str | Path) -> str:
         kind = comp.pop("type")
         options = ", ".join(f"{k}={v}" for k, v in comp.items())
         lines.append(f"  {section:<14} {kind}" + (f" ({options})" if options else ""))
-    lines += [("  (the file holds the condition encoder and the generator; the discriminator and loss "
-               "are recorded for reference)"), "", "recipe:"]
+    lines.append(f"  {'objective':<14} " + " + ".join(_term(term) for term in recipe["objective"]))
+    trained = ("the discriminator and loss trained it and are recorded for reference"
+               if reads_discriminator(recipe["objective"]) else
+               "no objective term reads a discriminator, so none was built or trained")
+    lines += [f"  (the file holds the condition encoder and the generator; {trained})", "", "recipe:"]
     lines += ["  " + line for line in yaml.safe_dump(recipe, sort_keys=False).splitlines()]
     return "\n".join(lines)
+
+
+def _term(term: Any) -> str:
+    """One objective term as `weight × type (options)`, e.g. `300 × l1` (as written, if the file's
+    recipe says something else: `info` describes a file, it does not judge its recipe)."""
+    if not isinstance(term, Mapping) or isinstance(term.get("weight", 1.0), bool) \
+            or not isinstance(term.get("weight", 1.0), (int, float)):
+        return repr(term)
+    options = ", ".join(f"{k}={v}" for k, v in term.items() if k not in ("type", "weight"))
+    return f"{term.get('weight', 1.0):g} × {term.get('type')}" + (f" ({options})" if options else "")
 
 
 def _channels(channels: Mapping[str, int]) -> str:

@@ -280,6 +280,6 @@ def test_info_lists_schema_components_and_recipe(model):
     out = result.output
     assert "hair: " + ", ".join(HAIR) in out and "shirt: " + ", ".join(SHIRT) in out
     assert "generator      unet (depth=5" in out and "condition      onehot" in out
-    assert "discriminator  patchgan" in out
+    assert "discriminator  patchgan" in out and "objective      1 × gan + 100 × l1" in out
     assert "image size       32 px" in out and "format version   1" in out
     assert "recipe:" in out and "name: tiny" in out

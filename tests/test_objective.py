@@ -202,6 +202,9 @@ def test_without_a_term_that_reads_it_no_discriminator_is_built(tmp_path):
     assert g_alone.keys() == g_beside.keys() and all(torch.equal(g_alone[k], g_beside[k]) for k in g_alone)
     for folder, built in ((alone, False), (beside, True)):
         assert (folder / "checkpoints" / "step-000006" / "model_1.safetensors").is_file() == built
+        info = CliRunner().invoke(cli, ["info", str(folder / "model.safetensors")]).output
+        assert ("none was built or trained" in info) == (not built)
+        assert ("the discriminator and loss trained it" in info) == built
     logged = [json.loads(line) for line in (alone / "metrics.jsonl").read_text().splitlines()]
     losses = [r for r in logged if "g_loss" in r]
     assert len(losses) == 6 and all("l1" in r and "d_loss" not in r for r in losses)
