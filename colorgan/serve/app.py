@@ -64,13 +64,12 @@ class Job:
     sweep: list[str]
 
     def run(self) -> bytes:
-        """The coloured image (or sweep grid) as a PNG; only the model's work holds its lock."""
+        """The coloured image (or sweep grid) as a PNG; only the model's work holds its lock (a
+        single image is coloured together with the others waiting for it: `batching`)."""
+        if not self.sweep:
+            return png(self.model.batcher.colorize(self.sketch, self.conditions))
         with self.model.lock:
-            c = self.model.colorizer
-            if self.sweep:
-                image = c.sweep(self.sketch(), *self.sweep, conditions=self.conditions)
-            else:
-                image = c.colorize(self.sketch(), self.conditions)
+            image = self.model.colorizer.sweep(self.sketch(), *self.sweep, conditions=self.conditions)
         return png(image)
 
 

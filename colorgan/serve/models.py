@@ -2,8 +2,9 @@
 
 Model files come only from the command line, through `Colorizer.load` (which validates them);
 a request names a loaded model, never a file. Requests share one generator per model: the lock
-makes them take turns, so concurrent requests cannot interleave inside it, and a server's memory
-is one request's worth of image work at a time.
+makes them take turns, so concurrent requests cannot interleave inside it; the requests that wait
+for it are coloured together when it is free (`batching`), with about one large request's worth
+of image work in memory at a time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Mapping
 from colorgan.errors import ColorganError
 from colorgan.inference import Colorizer
 from colorgan.registry.conditions.rgb import RGBCondition
+from colorgan.serve.batching import Batcher
 from colorgan.serve.examples import Examples, find_examples
 
 FORM_FIELDS = ("sketch", "example", "model", "sweep")
@@ -29,6 +31,10 @@ class ServedModel:
     colorizer: Colorizer
     examples: Examples
     lock: threading.Lock = field(default_factory=threading.Lock)
+    batcher: Batcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batcher = Batcher(self.colorizer, self.lock)
 
     def describe(self) -> dict[str, Any]:
         """What the page needs to draw this model's controls, and what `colorgan info` would say."""
