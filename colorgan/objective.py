@@ -21,7 +21,7 @@ from colorgan.errors import RecipeError
 DEFAULT = ({"type": "gan", "weight": 1.0}, {"type": "l1", "weight": 100.0})
 
 
-def _split(term: Mapping[str, Any], where: str) -> tuple[dict[str, Any], float]:
+def split_term(term: Mapping[str, Any], where: str) -> tuple[dict[str, Any], float]:
     """A recipe term -> (the component dict without `weight`, the weight), checked."""
     if not isinstance(term, Mapping):
         raise RecipeError(f"{where}: expected a mapping like {{type: l1, weight: 100}}, got {term!r}")
@@ -55,7 +55,7 @@ def check(terms: Sequence[Mapping[str, Any]]) -> None:
         raise RecipeError("objective: expected at least one term, e.g. [{type: gan, weight: 1}, {type: l1, weight: 100}]")
     seen = set()
     for i, term in enumerate(terms):
-        cfg, _ = _split(term, f"objective[{i}]")
+        cfg, _ = split_term(term, f"objective[{i}]")
         OBJECTIVES.check(cfg, f"objective[{i}]")
         if cfg["type"] in seen:
             raise RecipeError(f"objective[{i}]: term {cfg['type']!r} is listed twice; give it one weight")
@@ -73,7 +73,7 @@ class Objective:
         check(terms)
         built = []
         for i, term in enumerate(terms):
-            cfg, weight = _split(term, f"objective[{i}]")
+            cfg, weight = split_term(term, f"objective[{i}]")
             built.append((OBJECTIVES.build(cfg, f"objective[{i}]"), weight))
         return cls(built)
 

@@ -12,10 +12,10 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from colorgan.errors import ColorganError, ConditionError, os_error_line
+from colorgan.errors import ColorganError, ConditionError, RecipeError, os_error_line
 from colorgan.inference import Colorizer
 from colorgan.model_file import read_description
-from colorgan.objective import reads_discriminator
+from colorgan.objective import reads_discriminator, split_term
 from colorgan.outputs import check_replaceable, made_folders
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -184,9 +184,7 @@ def describe_model(path: str | Path) -> str:
     lines += ["", "components:"]
     for section in ("condition", "generator", "discriminator", "loss"):
         comp = dict(recipe[section])
-        kind = comp.pop("type")
-        options = ", ".join(f"{k}={v}" for k, v in comp.items())
-        lines.append(f"  {section:<14} {kind}" + (f" ({options})" if options else ""))
+        lines.append(f"  {section:<14} {comp.pop('type')}{_options(comp)}")
     lines.append(f"  {'objective':<14} " + " + ".join(_term(term) for term in recipe["objective"]))
     trained = ("the discriminator and loss trained it and are recorded for reference"
                if reads_discriminator(recipe["objective"]) else
@@ -197,13 +195,18 @@ def describe_model(path: str | Path) -> str:
 
 
 def _term(term: Any) -> str:
-    """One objective term as `weight × type (options)`, e.g. `300 × l1` (as written, if the file's
-    recipe says something else: `info` describes a file, it does not judge its recipe)."""
-    if not isinstance(term, Mapping) or isinstance(term.get("weight", 1.0), bool) \
-            or not isinstance(term.get("weight", 1.0), (int, float)):
+    """One objective term as `weight × type (options)`, e.g. `300 × l1`; one the objective's own
+    check refuses is shown as written (`info` describes a file, it does not judge its recipe)."""
+    try:
+        cfg, weight = split_term(term, "objective")
+    except RecipeError:
         return repr(term)
-    options = ", ".join(f"{k}={v}" for k, v in term.items() if k not in ("type", "weight"))
-    return f"{term.get('weight', 1.0):g} × {term.get('type')}" + (f" ({options})" if options else "")
+    return f"{weight:g} × {cfg.pop('type', None)}{_options(cfg)}"
+
+
+def _options(options: Mapping[str, Any]) -> str:
+    """` (k=v, ...)`, or nothing without options."""
+    return f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else ""
 
 
 def _channels(channels: Mapping[str, int]) -> str:

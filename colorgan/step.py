@@ -75,7 +75,7 @@ def trained_losses(m: StepModels, losses: list[torch.Tensor]) -> list[torch.Tens
 def loss_names(objective: Objective) -> tuple[str, ...]:
     """The names of `gan_losses`' values, as logged: d_loss only where a discriminator is built
     (`build_parts`: where the objective reads one)."""
-    return ("d_loss",) * objective.needs_discriminator + ("g_loss", *objective.log_keys)
+    return ("d_loss", "g_loss", *objective.log_keys) if objective.needs_discriminator else ("g_loss", *objective.log_keys)
 
 
 def gan_step(accelerator, m: StepModels, batch: dict[str, Any], precision: Precision,

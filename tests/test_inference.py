@@ -274,6 +274,22 @@ def test_info_and_sample_name_the_damaged_metadata_key(model, tmp_path):
             assert "damaged colorgan metadata" in result.output and key in result.output
 
 
+def test_info_shows_an_objective_its_check_would_refuse_as_written(model, tmp_path):
+    import yaml
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(model), framework="pt") as f:
+        meta = dict(f.metadata())
+    recipe = yaml.safe_load(meta["colorgan.recipe"])
+    recipe["objective"] = [{"type": "l1", "weight": True}, {"type": "region", "weight": 2, "a": 1}]
+    path = tmp_path / "odd.safetensors"
+    save_file(load_file(str(model)), str(path), metadata={**meta, "colorgan.recipe": json.dumps(recipe)})
+    result = invoke("info", path)
+    assert result.exit_code == 0, result.output
+    assert "objective      {'type': 'l1', 'weight': True} + 2 × region (a=1)" in result.output
+
+
 def test_info_lists_schema_components_and_recipe(model):
     result = invoke("info", model)
     assert result.exit_code == 0, result.output

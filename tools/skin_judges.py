@@ -26,7 +26,7 @@ import torch
 from colorgan.colour import ciede2000, srgb_to_lab
 from colorgan.data.images import open_image, to_rgb
 from colorgan.inference import Colorizer
-from colorgan.metrics import attribute_regions, region_color, value_colors
+from colorgan.metrics import attribute_regions, nearest_value, region_color, value_colors
 
 TONES = ["default", "light", "medium-light", "medium", "medium-dark", "dark"]
 
@@ -38,10 +38,6 @@ def rgb(path: Path) -> np.ndarray:
 
 def lab(pixels: np.ndarray) -> torch.Tensor:
     return srgb_to_lab(torch.tensor(pixels / 255.0, dtype=torch.float32))
-
-
-def nearest(distances: dict[str, float]) -> str:
-    return min(distances, key=distances.get)
 
 
 def judge(truths: dict[str, np.ndarray], drawn: dict[str, np.ndarray]) -> dict[str, int] | None:
@@ -57,11 +53,9 @@ def judge(truths: dict[str, np.ndarray], drawn: dict[str, np.ndarray]) -> dict[s
     truth_lab = {t: lab(image[mask]) for t, image in truths.items()}
     hits = {"median": 0, "per-pixel": 0}
     for tone, image in drawn.items():
-        median = region_color(image, region)
-        by_median = {t: float(ciede2000(median[None], references[t][None].to(median))) for t in truths}
         by_pixel = {t: float(ciede2000(lab(image[mask]), truth_lab[t]).mean()) for t in truths}
-        hits["median"] += nearest(by_median) == tone
-        hits["per-pixel"] += nearest(by_pixel) == tone
+        hits["median"] += nearest_value(region_color(image, region), references) == tone
+        hits["per-pixel"] += min(by_pixel, key=by_pixel.get) == tone
     return hits
 
 

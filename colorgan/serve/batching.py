@@ -74,7 +74,8 @@ class Batcher:
                     break
                 request = self._queue.popleft()
             try:
-                request.image = request.image or request.sketch()
+                if request.image is None:  # not decoded yet (one put back after a full batch is)
+                    request.image = request.sketch()
             except Exception as err:  # noqa: BLE001 - the request's own error (a bad upload), raised in its own thread
                 request.result.set_exception(err)
                 continue
