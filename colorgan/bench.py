@@ -11,6 +11,7 @@ held-out split with the same `evaluate` as `colorgan evaluate`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import platform
 import resource
@@ -261,7 +262,8 @@ class TrainingInterrupted(Exception):
 
 def quality(recipe: Recipe, minutes: float, out: Path | None = None,
             device: str | torch.device | None = None) -> dict[str, Any]:
-    """Train for `minutes` of wall-clock time on `device`, then score the held-out split like `evaluate`."""
+    """Train for `minutes` of wall-clock time on `device` (the recipe's `train.max_minutes`, replaced),
+    then score the held-out split like `evaluate`."""
     from colorgan.evaluate import evaluate
     from colorgan.train import train
 
@@ -269,7 +271,8 @@ def quality(recipe: Recipe, minutes: float, out: Path | None = None,
     with tempfile.TemporaryDirectory() as tmp:
         run = out or Path(tmp) / "run"
         started = time.perf_counter()
-        result = train(recipe, out=run, time_limit=minutes * 60, device=device)
+        budgeted = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, max_minutes=minutes))
+        result = train(budgeted, out=run, device=device)
         if result.model is None:  # Ctrl-C / SIGTERM: training checkpointed and stopped; there is no model to score
             raise TrainingInterrupted(result.step, result.exit_code)
         elapsed = (time.perf_counter() - started) / 60

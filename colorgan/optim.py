@@ -30,11 +30,11 @@ def torch_optimizer(optimizer) -> torch.optim.Optimizer:
 class Horizon:
     """The scheduler step where the learning rate reaches its end, in the scheduler's own units.
 
-    A run with a time budget (`colorgan bench quality --minutes`) moves it in while it trains, to
-    the step its measured pace reaches when the time is up, so that the decay finishes with the
-    run: a schedule cut off half-way leaves the model at a high learning rate, where it has not
-    settled. Not checkpointed: a budget belongs to one call of `train`; a resumed run follows its
-    recipe's schedule.
+    A run with a time budget (`train.max_minutes`, `colorgan bench quality --minutes`) moves it in
+    at every logging step, to the step its measured pace reaches when the time is up, so that the
+    decay finishes with the run: a schedule cut off half-way leaves the model at a high learning
+    rate, where it has not settled. Not checkpointed: a resumed run measures its own pace, and
+    follows the recipe's schedule until its first logging step.
     """
 
     def __init__(self, steps: int) -> None:

@@ -103,6 +103,8 @@ class OptimizerConfig:
 class TrainConfig:
     epochs: Annotated[Union[int, None], COUNT] = 10
     max_steps: Annotated[Union[int, None], COUNT] = None
+    # a wall-clock budget (Lightning's max_time): the run ends with it, its schedule fitted to end there
+    max_minutes: Annotated[Union[float, None], POSITIVE] = None
     batch_size: Annotated[int, COUNT] = 16
     grad_accum: Annotated[int, COUNT] = 1
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"

@@ -6,6 +6,7 @@ recipe never needs and that make it mean something else than it says (see `_Reci
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -40,6 +41,13 @@ class _RecipeLoader(yaml.SafeLoader):
                     None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.2 reads `1e-4` as a number; PyYAML follows YAML 1.1, which needs a dot and a signed
+# exponent (`1.0e-4`), and hands `lr: 1e-4` over as the string "1e-4". Recipes are written by people
+# used to the first: exponent forms without a dot or sign are floats here too.
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def parse_yaml(text: str) -> Any:

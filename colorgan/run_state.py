@@ -40,14 +40,16 @@ class Progress:
         self.epoch = 0
         self.batches_in_epoch = 0
         self.best: float | None = None
+        self.seconds = 0.0  # training time before this checkpoint, for `train.max_minutes`
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
-                "best": self.best}
+                "best": self.best, "seconds": self.seconds}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.batches_in_epoch, self.best = int(state["batches_in_epoch"]), state["best"]
+        self.seconds = float(state.get("seconds", 0.0))  # checkpoints written before it was kept: none counted
 
 
 def checkpoint_dirs(run: Path) -> list[tuple[int, Path]]:

@@ -98,19 +98,18 @@ def _shared_run_dir(out: Path | None, recipe: Recipe) -> Path:
 
 
 def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, overwrite: bool = False,
-          stop_at: int | None = None, time_limit: float | None = None,
-          device: str | torch.device | None = None, after_log: Callable[[], None] | None = None) -> TrainResult:
+          stop_at: int | None = None, device: str | torch.device | None = None,
+          after_log: Callable[[], None] | None = None) -> TrainResult:
     """Train `recipe`.
 
     `after_log`, if given, runs on the main process after each logging step, outside the timed
     interval that `images_per_s` reports: `colorgan bench speed` times its plain loop there, so
     that both loops meet the same machine (a shared machine's speed drifts within seconds).
 
-    `stop_at` pauses after that step (checkpoint written, no model: resume later); `time_limit`
-    (seconds) ends the run early as if it were complete (checkpoint and model written), its
-    learning-rate schedule fitted to end with it, which is how `colorgan bench quality` trains for a
-    fixed wall-clock budget. `device` (cpu, cuda; default CUDA when there is a GPU) is one per
-    process: under torchrun each rank takes its own GPU.
+    `stop_at` pauses after that step (checkpoint written, no model: resume later). The recipe's
+    `train.max_minutes` ends the run early as if it were complete (checkpoint and model written),
+    its learning-rate schedule fitted to end with it (`Trainer.fit`). `device` (cpu, cuda; default
+    CUDA when there is a GPU) is one per process: under torchrun each rank takes its own GPU.
     """
     validate(recipe)
     t = recipe.train
@@ -164,7 +163,7 @@ def train(recipe: Recipe, out: Path | None = None, resume: str | None = None, ov
     if resume_from is not None:
         trainer.resume(resume_from)
     trainer.write_run_info(resume_from)
-    return trainer.fit(stop_at, time_limit)
+    return trainer.fit(stop_at)
 
 
 def _resolved_compile(t: TrainConfig, device: torch.device, world: int, batches: DeviceBatches) -> object:
@@ -313,11 +312,22 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------------
 
-    def fit(self, stop_at: int | None, time_limit: float | None) -> TrainResult:
+    def fit(self, stop_at: int | None) -> TrainResult:
+        """Train to the recipe's last step, its time budget (`train.max_minutes`), or a pause.
+
+        The budget counts training time across resumes (`Progress.seconds`, checkpointed), like
+        Lightning's `max_time`, so a resumed run gets what is left of it, and one that spent it
+        trains nothing more. Where it binds, the run is not reproducible to the bit: how many steps
+        it trains, and the schedule fitted to them, follow the clock.
+        """
         t, accelerator, progress = self.recipe.train, self.accelerator, self.progress
         started = time.perf_counter()
+        self.trained_before = (progress.seconds, started)
         self.last_log = (progress.step, started)
+        time_limit = None if t.max_minutes is None else t.max_minutes * 60 - progress.seconds  # this process's
         self.budget = (progress.step, started, time_limit) if time_limit is not None else None
+        if time_limit is not None and time_limit <= 0:
+            self.total = progress.step
         self.bar = tqdm(total=self.total, initial=progress.step, desc=self.recipe.name, unit="step",
                         disable=not accelerator.is_local_main_process)
         for model, _ in self.models.trained():
@@ -476,6 +486,8 @@ class Trainer:
 
     def checkpoint(self, losses: torch.Tensor) -> None:
         self._check_guard()  # never save weights a non-finite step could have reached
+        before, started = self.trained_before
+        self.progress.seconds = before + time.perf_counter() - started
         run_state.save_checkpoint(self.accelerator, self.run, self.progress.step, self.recipe.train.keep_checkpoints,
                                   also=self._save_average if self.ema is not None else None)
 

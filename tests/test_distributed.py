@@ -125,7 +125,7 @@ def fit_schedule_to_budget(self, now):
 
 
 train.Trainer._fit_schedule_to_budget = fit_schedule_to_budget
-result = train.train(recipe.load(sys.argv[1]), out=Path(sys.argv[2]), time_limit=float(sys.argv[3]))
+result = train.train(recipe.load(sys.argv[1], [f"train.max_minutes={float(sys.argv[3]) / 60}"]), out=Path(sys.argv[2]))
 Path(sys.argv[2], f"horizons{RANK}.json").write_text(json.dumps({"horizons": horizons, "step": result.step}))
 '''
 

@@ -169,6 +169,15 @@ def test_overrides_go_through_the_same_yaml_rules(tmp_path):
     assert recipes.load(path, ["train={<<: {epochs: 2}, batch_size: 3}"]).train.epochs == 2
 
 
+def test_numbers_in_exponent_form_are_numbers_as_people_write_them(tmp_path):
+    """PyYAML alone reads `1e-4` as a string (YAML 1.1 wants `1.0e-4`), which a recipe would refuse."""
+    r = recipes.load(write(tmp_path, "optimizer: {lr: 1e-4, d_lr: 2E-4}\ntrain: {max_minutes: 1.5e+1}\n"),
+                     ["train.grad_clip=5e0"])
+    assert (r.optimizer.lr, r.optimizer.d_lr, r.train.max_minutes, r.train.grad_clip) == (1e-4, 2e-4, 15.0, 5.0)
+    with pytest.raises(RecipeError, match="train.epochs: expected an integer or null, got 100000.0"):
+        recipes.load(write(tmp_path, "train: {epochs: 1e5}\n"))
+
+
 def test_a_component_type_that_is_not_a_name_is_one_line():
     """Found by the model-file property test: `discriminator.type: []` reached a dict lookup."""
     recipe = recipes.Recipe()

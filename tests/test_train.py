@@ -178,14 +178,27 @@ def test_compile_trains_the_same_model(tmp_path, tiny_recipe):
 
 def test_a_time_budget_ends_the_learning_rate_schedule_with_the_run(tmp_path, tiny_recipe):
     """A schedule planned for a million steps, given four seconds: the decay still reaches its end."""
-    tiny_recipe["train"].update(max_steps=1_000_000, lr_schedule="linear", decay_start=0.0, log_every=5,
-                                sample_every=10**6, eval_every=10**6, checkpoint_every=10**6)
-    result = train(recipes.from_dict(tiny_recipe), out=tmp_path / "run", time_limit=4.0)
+    tiny_recipe["train"].update(max_steps=1_000_000, max_minutes=4 / 60, lr_schedule="linear", decay_start=0.0,
+                                log_every=5, sample_every=10**6, eval_every=10**6, checkpoint_every=10**6)
+    result = train(recipes.from_dict(tiny_recipe), out=tmp_path / "run")
     lrs = [r["lr"] for r in read_metrics(tmp_path / "run") if "lr" in r]
     assert result.model is not None and result.step < 1_000_000 and len(lrs) > 5
     assert lrs[0] == pytest.approx(2e-4, rel=1e-3)  # before the first pace is known: the planned schedule
     assert max(lrs[len(lrs) // 2:]) < 0.75 * lrs[0], lrs  # decaying by half-time
     assert lrs[-1] < 0.25 * lrs[0], lrs
+
+
+def test_a_time_budget_counts_the_time_trained_before_a_resume(tmp_path, tiny_recipe):
+    """`train.max_minutes` is the run's, not one process's: a run paused after more training time
+    than the budget it is resumed with trains nothing more (a fresh clock would train a step), and
+    one resumed without a budget trains on to its last step."""
+    tiny_recipe["train"].update(max_steps=6, sample_every=10**6, eval_every=10**6)
+    paused = train(recipes.from_dict(tiny_recipe), out=tmp_path / "run", stop_at=3)
+    assert paused.model is None and paused.step == 3
+    spent = train(recipes.from_dict(tiny_recipe, ["train.max_minutes=1e-7"]), out=tmp_path / "run", resume="latest")
+    assert spent.step == 3 and spent.model is not None
+    rest = train(recipes.from_dict(tiny_recipe), out=tmp_path / "run", resume="latest")
+    assert rest.step == 6
 
 
 def test_resuming_a_finished_run_trains_nothing_more(tmp_path, tiny_recipe):
