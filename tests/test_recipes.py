@@ -66,5 +66,5 @@ def test_the_gpu_variant_of_real_icons_differs_only_in_name_and_steps():
     base, gpu = (recipes.load(Path(__file__).parent.parent / "recipes" / f"{n}.yaml").to_dict()
                  for n in ("real-icons", "real-icons-gpu"))
     assert (gpu.pop("name"), gpu["train"].pop("max_steps"), base.pop("name"), base["train"].pop("max_steps")) == (
-        "real-icons-gpu", 4 * 5850, "real-icons", 5850)
+        "real-icons-gpu", 4 * 4000, "real-icons", 4000)
     assert gpu == base
