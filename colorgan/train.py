@@ -322,11 +322,9 @@ class Trainer:
         """
         t, accelerator, progress = self.recipe.train, self.accelerator, self.progress
         started = time.perf_counter()
-        self.trained_before = (progress.seconds, started)
+        self.fit_started = (progress.step, progress.seconds, started)  # this process's start, for the clock
         self.last_log = (progress.step, started)
-        time_limit = None if t.max_minutes is None else t.max_minutes * 60 - progress.seconds  # this process's
-        self.budget = (progress.step, started, time_limit) if time_limit is not None else None
-        if time_limit is not None and time_limit <= 0:
+        if self._budget_spent(started):  # a resumed run that used its budget before
             self.total = progress.step
         self.bar = tqdm(total=self.total, initial=progress.step, desc=self.recipe.name, unit="step",
                         disable=not accelerator.is_local_main_process)
@@ -353,7 +351,7 @@ class Trainer:
                         if self.ema is not None:
                             self.ema.update()
                         self.bar.update(1)
-                        if time_limit is not None and self._any_rank(time.perf_counter() - started >= time_limit):
+                        if t.max_minutes is not None and self._any_rank(self._budget_spent(time.perf_counter())):
                             self.total = progress.step
                         if self._any_rank(stop.signum is not None):
                             exit_code = 128 + (stop.signum or signal.SIGTERM)
@@ -443,7 +441,7 @@ class Trainer:
         values.update(epoch=self.progress.epoch, lr=self.schedulers["g"].get_last_lr()[0],
                       world_size=self.world, images_per_s=images / max(now - last_time, 1e-9))
         self.accelerator.log(values, step=step)
-        if self.budget is not None:
+        if t.max_minutes is not None:
             self._fit_schedule_to_budget(now)
         shown = {"d": f"{values['d_loss']:.3f}"} if "d_loss" in values else {}
         self.bar.set_postfix(**shown, g=f"{values['g_loss']:.3f}", img_s=f"{values['images_per_s']:.1f}")
@@ -452,15 +450,25 @@ class Trainer:
             now = time.perf_counter()  # the next interval starts after it
         self.last_log = (step, now)
 
+    def _seconds_trained(self, now: float) -> float:
+        """Training time of the whole run at `now`: before this process (checkpointed) and in it."""
+        _, before, started = self.fit_started
+        return before + now - started
+
+    def _budget_spent(self, now: float) -> bool:
+        minutes = self.recipe.train.max_minutes
+        return minutes is not None and self._seconds_trained(now) >= minutes * 60
+
     def _fit_schedule_to_budget(self, now: float) -> None:
         """End the learning-rate schedule where this run's pace says the time budget ends (`Horizon`).
 
         The pace is every step since the run started, over all the time it took (sample sheets and
         validation included, as they will be again). Rank 0 decides, so every rank decays alike.
         """
-        first, started, limit = self.budget
+        first, _, started = self.fit_started
         step = self.progress.step
-        reachable = step + (limit - (now - started)) * (step - first) / max(now - started, 1e-9)
+        left = self.recipe.train.max_minutes * 60 - self._seconds_trained(now)
+        reachable = step + left * (step - first) / max(now - started, 1e-9)
         if self.world > 1:
             reachable = broadcast(torch.tensor([reachable], device=self.device, dtype=torch.float64)).item()
         self.horizon.steps = min(self.total, max(step, round(reachable))) * self.world
@@ -486,8 +494,7 @@ class Trainer:
 
     def checkpoint(self, losses: torch.Tensor) -> None:
         self._check_guard()  # never save weights a non-finite step could have reached
-        before, started = self.trained_before
-        self.progress.seconds = before + time.perf_counter() - started
+        self.progress.seconds = self._seconds_trained(time.perf_counter())
         run_state.save_checkpoint(self.accelerator, self.run, self.progress.step, self.recipe.train.keep_checkpoints,
                                   also=self._save_average if self.ema is not None else None)
 
