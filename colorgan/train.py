@@ -455,9 +455,12 @@ class Trainer:
         _, before, started = self.fit_started
         return before + now - started
 
+    def _seconds_left(self, now: float) -> float:
+        """What is left at `now` of `train.max_minutes` (set) for the whole run."""
+        return self.recipe.train.max_minutes * 60 - self._seconds_trained(now)
+
     def _budget_spent(self, now: float) -> bool:
-        minutes = self.recipe.train.max_minutes
-        return minutes is not None and self._seconds_trained(now) >= minutes * 60
+        return self.recipe.train.max_minutes is not None and self._seconds_left(now) <= 0
 
     def _fit_schedule_to_budget(self, now: float) -> None:
         """End the learning-rate schedule where this run's pace says the time budget ends (`Horizon`).
@@ -467,8 +470,7 @@ class Trainer:
         """
         first, _, started = self.fit_started
         step = self.progress.step
-        left = self.recipe.train.max_minutes * 60 - self._seconds_trained(now)
-        reachable = step + left * (step - first) / max(now - started, 1e-9)
+        reachable = step + self._seconds_left(now) * (step - first) / max(now - started, 1e-9)
         if self.world > 1:
             reachable = broadcast(torch.tensor([reachable], device=self.device, dtype=torch.float64)).item()
         self.horizon.steps = min(self.total, max(step, round(reachable))) * self.world
